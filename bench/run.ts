@@ -1,0 +1,103 @@
+/**
+ * make bench: starts the real daemon (its own temp dirs, as the e2e tests do) and reports
+ * latency percentiles and memory for the operations crisp implements. A report, not a test:
+ * nothing here fails on a time.
+ */
+import { readFile } from 'node:fs/promises';
+import { call, connectCri, type CriClients } from '../test/e2e/harness/cri-client.js';
+import { makeTestDirs, removeTestDirs, spawnCrisp, writeTestConfig } from '../test/e2e/harness/daemon.js';
+
+const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 2000);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
+
+interface Row {
+  operation: string;
+  n: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  perSecond: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+  return sorted[Math.max(0, i)] ?? Number.NaN;
+}
+
+async function measure(operation: string, concurrency: number, fn: () => Promise<unknown>): Promise<Row> {
+  for (let i = 0; i < 200; i++) await fn(); // warm-up
+  const samples: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  const worker = async (): Promise<void> => {
+    while (next < ITERATIONS) {
+      next++;
+      const t0 = performance.now();
+      await fn();
+      samples.push(performance.now() - t0);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const elapsed = (performance.now() - started) / 1000;
+  samples.sort((a, b) => a - b);
+  return {
+    operation: concurrency > 1 ? `${operation} x${concurrency}` : operation,
+    n: samples.length,
+    p50: percentile(samples, 50),
+    p90: percentile(samples, 90),
+    p99: percentile(samples, 99),
+    max: samples[samples.length - 1] ?? Number.NaN,
+    perSecond: samples.length / elapsed,
+  };
+}
+
+async function memoryOf(pid: number): Promise<{ rssMiB: number; peakMiB: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kib = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rssMiB: kib('VmRSS') / 1024, peakMiB: kib('VmHWM') / 1024 };
+}
+
+async function main(): Promise<void> {
+  const dirs = await makeTestDirs('crisp-bench-');
+  // Debug logging would measure the logger; bench at the default level.
+  await writeTestConfig(dirs, '', 'info');
+
+  const t0 = performance.now();
+  const crisp = spawnCrisp(dirs);
+  await crisp.ready();
+  const startupMs = performance.now() - t0;
+  let cri: CriClients | undefined;
+  try {
+    cri = await connectCri(dirs.socket);
+    const c = cri;
+    const idle = await memoryOf(crisp.pid);
+    const rows: Row[] = [];
+    for (const conc of [1, CONCURRENCY]) {
+      rows.push(await measure('Version', conc, () => call(c.runtime, c.runtime.Version, {})));
+      rows.push(await measure('Status', conc, () => call(c.runtime, c.runtime.Status, {})));
+      rows.push(await measure('Status verbose', conc, () => call(c.runtime, c.runtime.Status, { verbose: true })));
+      rows.push(await measure('RuntimeConfig', conc, () => call(c.runtime, c.runtime.RuntimeConfig, {})));
+    }
+    const scrape = await measure('GET /metrics', 1, async () => (await fetch(`${crisp.metricsUrl}/metrics`)).text());
+    rows.push(scrape);
+    const loaded = await memoryOf(crisp.pid);
+
+    const fmt = (ms: number): string => ms.toFixed(3).padStart(9);
+    console.log(`crisp bench — ${ITERATIONS} calls per row, over the unix socket, latency in ms`);
+    console.log(`${'operation'.padEnd(24)}${'n'.padStart(6)}${'p50'.padStart(10)}${'p90'.padStart(10)}${'p99'.padStart(10)}${'max'.padStart(10)}${'calls/s'.padStart(10)}`);
+    for (const r of rows) {
+      console.log(
+        `${r.operation.padEnd(24)}${String(r.n).padStart(6)} ${fmt(r.p50)} ${fmt(r.p90)} ${fmt(r.p99)} ${fmt(r.max)}${Math.round(r.perSecond).toString().padStart(10)}`,
+      );
+    }
+    console.log(`daemon start to ready: ${startupMs.toFixed(0)} ms`);
+    console.log(`daemon memory: idle RSS ${idle.rssMiB.toFixed(1)} MiB; after the run RSS ${loaded.rssMiB.toFixed(1)} MiB, peak ${loaded.peakMiB.toFixed(1)} MiB`);
+  } finally {
+    cri?.close();
+    await crisp.stop();
+    await removeTestDirs(dirs);
+  }
+}
+
+await main();

@@ -1,0 +1,120 @@
+/**
+ * The error classes every layer of crisp throws. Each class has a stable string `code` that
+ * never changes once released; src/cri/status.ts is the only place that turns a class into a
+ * gRPC status code, and docs/errors.md lists every code (a unit test keeps the two in step).
+ *
+ * Messages name the object and, where possible, say what to do:
+ *   new NotFoundError('container', 'abc')  →  container "abc" not found
+ */
+export class CrispError extends Error {
+    details;
+    constructor(message, options = {}) {
+        super(message, options.cause === undefined ? undefined : { cause: options.cause });
+        this.name = new.target.name;
+        this.details = options.details ?? {};
+    }
+}
+/** `kind "id" not found`, e.g. `container "abc" not found`. */
+export class NotFoundError extends CrispError {
+    kind;
+    id;
+    code = 'NOT_FOUND';
+    constructor(kind, id, options = {}) {
+        super(`${kind} ${JSON.stringify(id)} not found${options.hint ? `: ${options.hint}` : ''}`, options);
+        this.kind = kind;
+        this.id = id;
+    }
+}
+/** `kind "id" already exists`, with an optional hint such as the id of the holder. */
+export class AlreadyExistsError extends CrispError {
+    kind;
+    id;
+    code = 'ALREADY_EXISTS';
+    constructor(kind, id, options = {}) {
+        super(`${kind} ${JSON.stringify(id)} already exists${options.hint ? `: ${options.hint}` : ''}`, options);
+        this.kind = kind;
+        this.id = id;
+    }
+}
+/** A request field is missing or malformed; `field` is the proto path, e.g. `config.metadata.name`. */
+export class InvalidArgumentError extends CrispError {
+    field;
+    code = 'INVALID_ARGUMENT';
+    constructor(field, reason, options = {}) {
+        super(`invalid ${field}: ${reason}`, options);
+        this.field = field;
+    }
+}
+/** The object exists but is in a state that does not allow the operation. */
+export class FailedPreconditionError extends CrispError {
+    code = 'FAILED_PRECONDITION';
+}
+/** A dependency (runtime binary, network plugin, registry) cannot be reached right now; retrying may help. */
+export class UnavailableError extends CrispError {
+    code = 'UNAVAILABLE';
+}
+/** A bounded wait ran out. */
+export class DeadlineExceededError extends CrispError {
+    code = 'DEADLINE_EXCEEDED';
+}
+/** The caller went away or the daemon is shutting down. */
+export class CanceledError extends CrispError {
+    code = 'CANCELED';
+}
+/** A limit was hit (disk, concurrent pulls, ...). */
+export class ResourceExhaustedError extends CrispError {
+    code = 'RESOURCE_EXHAUSTED';
+}
+/** Credentials were missing or refused (e.g. a registry answered 401). */
+export class UnauthenticatedError extends CrispError {
+    code = 'UNAUTHENTICATED';
+}
+/** The caller is known but not allowed (e.g. a registry answered 403). */
+export class PermissionDeniedError extends CrispError {
+    code = 'PERMISSION_DENIED';
+}
+/** The RPC or option exists in the CRI but crisp does not provide it (yet). */
+export class UnimplementedError extends CrispError {
+    code = 'UNIMPLEMENTED';
+}
+/** A child process (runc, conmon, a CNI plugin, ...) failed. */
+export class CommandError extends CrispError {
+    command;
+    exitCode;
+    stderrTail;
+    code = 'COMMAND_FAILED';
+    constructor(command, exitCode, stderrTail, options = {}) {
+        const status = exitCode === undefined ? 'did not finish' : `exited with code ${exitCode}`;
+        super(`${command} ${status}${stderrTail ? `: ${stderrTail}` : ''}`, options);
+        this.command = command;
+        this.exitCode = exitCode;
+        this.stderrTail = stderrTail;
+    }
+}
+/** A bug or an unexpected condition; the message sent to clients is generic, the cause is logged. */
+export class InternalError extends CrispError {
+    code = 'INTERNAL';
+}
+/** Every concrete class, for the tests that check the mapping and the docs stay complete. */
+export const errorClasses = [
+    NotFoundError,
+    AlreadyExistsError,
+    InvalidArgumentError,
+    FailedPreconditionError,
+    UnavailableError,
+    DeadlineExceededError,
+    CanceledError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+    PermissionDeniedError,
+    UnimplementedError,
+    CommandError,
+    InternalError,
+];
+/** Wraps anything thrown into a CrispError, keeping CrispErrors as they are. */
+export function toCrispError(err, context = 'unexpected error') {
+    if (err instanceof CrispError)
+        return err;
+    return new InternalError(context, { cause: err });
+}
+//# sourceMappingURL=errors.js.map

@@ -1,0 +1,25 @@
+/**
+ * The daemon's logger: pino, structured JSON to stderr by default, human-readable when asked
+ * or when stderr is a terminal. Log keys follow docs/architecture.md: rpc, sandboxId,
+ * containerId, image, durationMs, err.
+ */
+import { pino } from 'pino';
+import pretty from 'pino-pretty';
+export function createLogger(opts) {
+    const fd = opts.fd ?? 2;
+    const usePretty = opts.format === 'pretty' || (opts.format === 'auto' && fd === 2 && process.stderr.isTTY);
+    const base = {
+        level: opts.level,
+        base: { pid: process.pid },
+        // Never let a credential reach the logs, whatever a caller passes in.
+        redact: {
+            paths: ['*.password', '*.auth', '*.identity_token', '*.registry_token', '*.*.password', '*.*.auth'],
+            censor: '[redacted]',
+        },
+    };
+    if (usePretty) {
+        return pino(base, pretty({ destination: fd, sync: true, colorize: process.stderr.isTTY }));
+    }
+    return pino(base, pino.destination({ fd, sync: false }));
+}
+//# sourceMappingURL=logger.js.map

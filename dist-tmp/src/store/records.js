@@ -1,0 +1,197 @@
+/**
+ * The records crisp keeps in its state database, one zod schema per record kind. The schemas are the
+ * single source of truth: the TypeScript types are inferred from them, every value is checked against
+ * them when it is written (so a bad record never reaches the disk) and when it is loaded at start (so
+ * a damaged one is reported instead of crashing an engine later).
+ *
+ * Every value carries `v`, the version of its own shape. To change a shape incompatibly, bump its
+ * entry in `recordVersions`, change the schema and add an upgrade in `decodeRecord`; additive optional
+ * fields need no bump. A record whose `v` is newer than this code knows refuses the start.
+ *
+ * Timestamps are nanoseconds since the Unix epoch as decimal strings (they exceed 2^53).
+ */
+import { z } from 'zod';
+export const tableNames = [
+    'sandboxConfig',
+    'sandboxState',
+    'containerConfig',
+    'containerState',
+    'image',
+    'name',
+    'intent',
+];
+/** The current shape version of each record kind, stamped into `v` on every write. */
+export const recordVersions = {
+    sandboxConfig: 1,
+    sandboxState: 1,
+    containerConfig: 1,
+    containerState: 1,
+    image: 1,
+    name: 1,
+    intent: 1,
+};
+const nanos = z.string().regex(/^(0|[1-9][0-9]*)$/, 'expected nanoseconds since the epoch as a decimal string');
+/** Ids become key prefixes (`<id>/config`), so they may not contain '/'. */
+const recordId = z
+    .string()
+    .min(1)
+    .regex(/^[^/]+$/, "must not contain '/'");
+const stringMap = z.record(z.string(), z.string()).readonly();
+const int = z.number().int();
+const jsonValue = z.json();
+// --- sandboxes -----------------------------------------------------------------------------------
+export const sandboxStates = ['creating', 'ready', 'notready', 'removed'];
+/** Written once, when the sandbox is created. */
+export const sandboxConfigSchema = z
+    .object({
+    v: z.literal(recordVersions.sandboxConfig),
+    id: recordId,
+    /** metadata.name, namespace, uid and attempt from the PodSandboxConfig. */
+    name: z.string(),
+    namespace: z.string(),
+    uid: z.string(),
+    attempt: int.nonnegative(),
+    labels: stringMap,
+    annotations: stringMap,
+    /** The CRI runtime handler ('' for the default). */
+    runtimeHandler: z.string(),
+    createdAt: nanos,
+})
+    .readonly();
+/** Rewritten on every transition. */
+export const sandboxStateSchema = z
+    .object({
+    v: z.literal(recordVersions.sandboxState),
+    state: z.enum(sandboxStates),
+    updatedAt: nanos,
+})
+    .readonly();
+// --- containers ----------------------------------------------------------------------------------
+/** The libpod states; docs/state-machine.md has the transitions and the CRI mapping. */
+export const containerStates = [
+    'configured',
+    'created',
+    'running',
+    'paused',
+    'stopped',
+    'exited',
+    'removing',
+    'unknown',
+];
+/** Written once, when the container is created. */
+export const containerConfigSchema = z
+    .object({
+    v: z.literal(recordVersions.containerConfig),
+    id: recordId,
+    sandboxId: recordId,
+    /** metadata.name and attempt from the ContainerConfig. */
+    name: z.string(),
+    attempt: int.nonnegative(),
+    /** The image as the kubelet asked for it, and the image id (digest) it resolved to. */
+    image: z.string(),
+    imageRef: z.string(),
+    labels: stringMap,
+    annotations: stringMap,
+    createdAt: nanos,
+})
+    .readonly();
+/** Rewritten on every transition. */
+export const containerStateSchema = z
+    .object({
+    v: z.literal(recordVersions.containerState),
+    state: z.enum(containerStates),
+    /** The container's init process, while it has one. */
+    pid: int.positive().optional(),
+    startedAt: nanos.optional(),
+    finishedAt: nanos.optional(),
+    exitCode: int.optional(),
+    /** Why it finished, e.g. 'OOMKilled', 'Completed', 'Error'. */
+    reason: z.string().optional(),
+    message: z.string().optional(),
+    updatedAt: nanos,
+})
+    .readonly();
+// --- images, names, intents ----------------------------------------------------------------------
+export const imageSchema = z
+    .object({
+    v: z.literal(recordVersions.image),
+    /** The image id: the config digest, `sha256:<hex>`. */
+    id: recordId,
+    repoTags: z.array(z.string()).readonly(),
+    repoDigests: z.array(z.string()).readonly(),
+    /** Bytes, as a decimal string (uint64 in the CRI). */
+    size: z.string().regex(/^(0|[1-9][0-9]*)$/, 'expected a decimal byte count'),
+    createdAt: nanos,
+})
+    .readonly();
+/** A reserved name (the key) and who holds it. */
+export const nameSchema = z
+    .object({
+    v: z.literal(recordVersions.name),
+    name: z.string().min(1),
+    kind: z.enum(['sandbox', 'container']),
+    id: recordId,
+})
+    .readonly();
+/** A side effect in flight, written before it starts and deleted when it is done or undone. */
+export const intentSchema = z
+    .object({
+    v: z.literal(recordVersions.intent),
+    id: recordId,
+    /** What is being done, e.g. 'create-container'. */
+    op: z.string().min(1),
+    /** The id of the object it is done to. */
+    target: z.string(),
+    /** How far it got, e.g. 'rootfs-mounted'. */
+    step: z.string(),
+    data: jsonValue,
+    createdAt: nanos,
+})
+    .readonly();
+export const recordSchemas = {
+    sandboxConfig: sandboxConfigSchema,
+    sandboxState: sandboxStateSchema,
+    containerConfig: containerConfigSchema,
+    containerState: containerStateSchema,
+    image: imageSchema,
+    name: nameSchema,
+    intent: intentSchema,
+};
+/** Why a stored value could not be decoded; `tooNew` means a newer crisp wrote it. */
+export class RecordDecodeError extends Error {
+    tooNew;
+    constructor(message, tooNew) {
+        super(message);
+        this.tooNew = tooNew;
+        this.name = 'RecordDecodeError';
+    }
+}
+/**
+ * Turns a value read from disk into a current record, or throws RecordDecodeError. Upgrades of
+ * older shapes go here, keyed on `v`, once a kind's version is first bumped.
+ */
+export function decodeRecord(table, raw) {
+    const version = typeof raw === 'object' && raw !== null && 'v' in raw ? raw.v : undefined;
+    if (typeof version !== 'number' || !Number.isInteger(version)) {
+        throw new RecordDecodeError('missing or malformed record version "v"', false);
+    }
+    const current = recordVersions[table];
+    if (version > current) {
+        throw new RecordDecodeError(`record version ${version} is newer than this crisp knows (${current}): it was written by a newer crisp`, true);
+    }
+    if (version < current) {
+        throw new RecordDecodeError(`no upgrade from record version ${version} to ${current}`, false);
+    }
+    const parsed = recordSchemas[table].safeParse(raw);
+    if (!parsed.success)
+        throw new RecordDecodeError(describeIssues(parsed.error), false);
+    return parsed.data;
+}
+/** `field: problem; field: problem` from a zod error, short enough for a log line. */
+export function describeIssues(error) {
+    return error.issues
+        .slice(0, 5)
+        .map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(value)'}: ${issue.message}`)
+        .join('; ');
+}
+//# sourceMappingURL=records.js.map

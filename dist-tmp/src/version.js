@@ -1,0 +1,2 @@
+export const CRISP_VERSION = '0.1.0';
+//# sourceMappingURL=version.js.map

@@ -1,0 +1,147 @@
+/**
+ * Starts the real crisp binary (bin/crisp) for a test: its own temporary root dir, run dir,
+ * socket, CNI config dir and an ephemeral metrics port, so it never collides with a crisp
+ * already running on the machine. The JSON log lines are collected for assertions.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+export const crispBin = fileURLToPath(new URL('../../../../bin/crisp', import.meta.url));
+export async function makeTestDirs(prefix = 'crisp-e2e-') {
+    const base = await mkdtemp(join(tmpdir(), prefix));
+    return {
+        base,
+        root: join(base, 'root'),
+        run: join(base, 'run'),
+        socket: join(base, 'run', 'crisp.sock'),
+        cniConfDir: join(base, 'cni'),
+        configFile: join(base, 'crisp.toml'),
+    };
+}
+/** A config file for the test daemon; `extra` is appended verbatim (TOML). */
+export async function writeTestConfig(dirs, extra = '') {
+    const toml = [
+        `listen = ${JSON.stringify(dirs.socket)}`,
+        `root_dir = ${JSON.stringify(dirs.root)}`,
+        `run_dir = ${JSON.stringify(dirs.run)}`,
+        'log_level = "debug"',
+        'log_format = "json"',
+        'metrics_address = "127.0.0.1:0"',
+        extra,
+        '[network]',
+        `cni_conf_dir = ${JSON.stringify(dirs.cniConfDir)}`,
+        '',
+    ].join('\n');
+    await writeFile(dirs.configFile, toml);
+}
+/** Runs bin/crisp with `args` to completion (for CLI tests). */
+export function runCrisp(args, env = {}) {
+    return new Promise((resolve, reject) => {
+        const child = spawn(crispBin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d.toString()));
+        child.stderr.on('data', (d) => (stderr += d.toString()));
+        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        child.once('error', reject);
+        child.once('close', (code, signal) => {
+            clearTimeout(timer);
+            resolve({ code, signal, stdout, stderr });
+        });
+    });
+}
+export class RunningCrisp {
+    dirs;
+    child;
+    logs = [];
+    stderrText = [];
+    metricsAddress = '';
+    exited;
+    constructor(dirs, child) {
+        this.dirs = dirs;
+        this.child = child;
+        const lines = createInterface({ input: child.stderr });
+        lines.on('line', (line) => {
+            this.stderrText.push(line);
+            try {
+                this.logs.push(JSON.parse(line));
+            }
+            catch {
+                // not JSON: a startup failure message; kept in stderrText
+            }
+        });
+        this.exited = new Promise((resolve) => {
+            child.once('exit', (code, signal) => {
+                resolve({ code, signal, stderr: this.stderrText.join('\n') });
+            });
+        });
+    }
+    get pid() {
+        if (this.child.pid === undefined)
+            throw new Error('crisp has no pid');
+        return this.child.pid;
+    }
+    get metricsUrl() {
+        return `http://${this.metricsAddress}`;
+    }
+    /** Resolves when the daemon logs that it is ready; rejects if it exits first or takes too long. */
+    async ready(timeoutMs = 20_000) {
+        const deadline = Date.now() + timeoutMs;
+        let exited;
+        void this.exited.then((r) => (exited = r));
+        for (;;) {
+            const line = this.logs.find((l) => l.msg === 'crisp is ready');
+            if (line) {
+                this.metricsAddress = typeof line.metricsAddress === 'string' ? line.metricsAddress : '';
+                return;
+            }
+            if (exited)
+                throw new Error(`crisp exited (code ${exited.code}) before it was ready:\n${exited.stderr}`);
+            if (Date.now() > deadline)
+                throw new Error(`crisp not ready after ${timeoutMs} ms:\n${this.stderrText.join('\n')}`);
+            await new Promise((r) => setTimeout(r, 25));
+        }
+    }
+    waitExit(timeoutMs = 20_000) {
+        return Promise.race([
+            this.exited,
+            new Promise((_, reject) => setTimeout(() => reject(new Error(`crisp (pid ${this.child.pid}) did not exit in ${timeoutMs} ms`)), timeoutMs).unref()),
+        ]);
+    }
+    /** SIGTERM and wait; SIGKILL if it does not go. */
+    async stop() {
+        if (this.child.exitCode !== null || this.child.signalCode !== null)
+            return this.exited;
+        this.child.kill('SIGTERM');
+        try {
+            return await this.waitExit(15_000);
+        }
+        catch {
+            this.child.kill('SIGKILL');
+            return this.exited;
+        }
+    }
+    async kill() {
+        this.child.kill('SIGKILL');
+        return this.exited;
+    }
+}
+export function spawnCrisp(dirs, args = ['--config', dirs.configFile]) {
+    const child = spawn(crispBin, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env } });
+    return new RunningCrisp(dirs, child);
+}
+/** Writes a config, starts crisp and waits until it serves. */
+export async function startCrisp(dirs, extraToml = '') {
+    const d = dirs ?? (await makeTestDirs());
+    await writeTestConfig(d, extraToml);
+    const crisp = spawnCrisp(d);
+    await crisp.ready();
+    return crisp;
+}
+export async function removeTestDirs(dirs) {
+    await rm(dirs.base, { recursive: true, force: true });
+}
+//# sourceMappingURL=daemon.js.map

@@ -1,0 +1,43 @@
+/**
+ * Every on-disk location crisp uses, derived from root_dir (persistent, survives reboots) and run_dir
+ * (volatile, expected on tmpfs). No other module builds these paths itself.
+ */
+import { posix } from 'node:path';
+import type { CrispConfig } from './schema.js';
+
+export interface CrispPaths {
+  /** LevelDB state database. */
+  readonly stateDb: string;
+  /** Per-container persistent files (containers/<id>). */
+  readonly containersDir: string;
+  /** Content-addressed image blobs. */
+  readonly blobsDir: string;
+  /** Unpacked image layers. */
+  readonly layersDir: string;
+  /** OCI bundles (config.json, rootfs mount point) per container. */
+  readonly bundlesDir: string;
+  /** Exit files written by conmon. */
+  readonly exitsDir: string;
+  /** Attach sockets. */
+  readonly attachDir: string;
+  /** Pinned network namespaces. */
+  readonly netnsDir: string;
+  /** The daemon's pid file. */
+  readonly pidFile: string;
+}
+
+export function derivePaths(config: Pick<CrispConfig, 'root_dir' | 'run_dir'>): CrispPaths {
+  const root = (name: string): string => posix.join(config.root_dir, name);
+  const run = (name: string): string => posix.join(config.run_dir, name);
+  return Object.freeze({
+    stateDb: root('state'),
+    containersDir: root('containers'),
+    blobsDir: root('blobs'),
+    layersDir: root('layers'),
+    bundlesDir: run('bundles'),
+    exitsDir: run('exits'),
+    attachDir: run('attach'),
+    netnsDir: run('netns'),
+    pidFile: run('crisp.pid'),
+  });
+}

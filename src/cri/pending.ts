@@ -1,0 +1,125 @@
+/**
+ * RPCs whose engines have not landed yet. Each still checks its request's required fields
+ * (bad input gets INVALID_ARGUMENT naming the field, as it will once implemented) and then
+ * answers UNIMPLEMENTED with a message saying what is missing. An RPC leaves this file when
+ * its own file under runtime/ or image/ lands.
+ */
+import type { handleServerStreamingCall, handleUnaryCall } from '@grpc/grpc-js';
+import type { RuntimeServiceHandlers } from '../generated/runtime/v1/RuntimeService.js';
+import type { ImageServiceHandlers } from '../generated/runtime/v1/ImageService.js';
+import { UnimplementedError } from '../errors.js';
+import type { CriContext } from './context.js';
+import { serverStream, unary } from './handler.js';
+import { requireMessage, requireString } from './validate.js';
+
+type Check<Req> = (req: Req) => void;
+
+function refusal(service: string, method: string, area: string, version: string): UnimplementedError {
+  return new UnimplementedError(
+    `${service}/${method} is not implemented by crisp ${version} yet (${area} have not landed); ` +
+      'upgrade crisp or use a runtime that provides it',
+  );
+}
+
+function pendingUnary<Req, Res>(
+  ctx: CriContext,
+  service: string,
+  method: string,
+  area: string,
+  check?: Check<Req>,
+): handleUnaryCall<Req, Res> {
+  return unary<Req, Res>(ctx, method, (req) => {
+    check?.(req);
+    return Promise.reject(refusal(service, method, area, ctx.runtime.runtimeVersion));
+  });
+}
+
+function pendingStream<Req, Res>(
+  ctx: CriContext,
+  service: string,
+  method: string,
+  area: string,
+): handleServerStreamingCall<Req, Res> {
+  return serverStream<Req, Res>(ctx, method, () =>
+    Promise.reject(refusal(service, method, area, ctx.runtime.runtimeVersion)),
+  );
+}
+
+const sandboxId = (r: { pod_sandbox_id: string }): void => {
+  requireString(r.pod_sandbox_id, 'pod_sandbox_id');
+};
+const containerId = (r: { container_id: string }): void => {
+  requireString(r.container_id, 'container_id');
+};
+const imageRef = (r: { image: { image: string } | null }): void => {
+  requireString(requireMessage(r.image, 'image').image, 'image.image');
+};
+const command = (r: { container_id: string; cmd: string[] }): void => {
+  containerId(r);
+  if (r.cmd.length === 0) requireString('', 'cmd');
+};
+
+export type PendingRuntimeMethods = Exclude<keyof RuntimeServiceHandlers, 'Version' | 'Status' | 'RuntimeConfig'>;
+
+export function pendingRuntimeHandlers(ctx: CriContext): Pick<RuntimeServiceHandlers, PendingRuntimeMethods> {
+  const s = 'RuntimeService';
+  const pods = 'pod sandboxes';
+  const ctrs = 'containers';
+  const stream = 'streaming (exec, attach, port-forward)';
+  const stats = 'resource statistics';
+  return {
+    RunPodSandbox: pendingUnary(ctx, s, 'RunPodSandbox', pods, (r) => {
+      const config = requireMessage(r.config, 'config');
+      requireString(requireMessage(config.metadata, 'config.metadata').name, 'config.metadata.name');
+    }),
+    StopPodSandbox: pendingUnary(ctx, s, 'StopPodSandbox', pods, sandboxId),
+    RemovePodSandbox: pendingUnary(ctx, s, 'RemovePodSandbox', pods, sandboxId),
+    PodSandboxStatus: pendingUnary(ctx, s, 'PodSandboxStatus', pods, sandboxId),
+    ListPodSandbox: pendingUnary(ctx, s, 'ListPodSandbox', pods),
+    StreamPodSandboxes: pendingStream(ctx, s, 'StreamPodSandboxes', pods),
+    CreateContainer: pendingUnary(ctx, s, 'CreateContainer', ctrs, (r) => {
+      sandboxId(r);
+      const config = requireMessage(r.config, 'config');
+      requireString(requireMessage(config.metadata, 'config.metadata').name, 'config.metadata.name');
+      requireMessage(r.sandbox_config, 'sandbox_config');
+    }),
+    StartContainer: pendingUnary(ctx, s, 'StartContainer', ctrs, containerId),
+    StopContainer: pendingUnary(ctx, s, 'StopContainer', ctrs, containerId),
+    RemoveContainer: pendingUnary(ctx, s, 'RemoveContainer', ctrs, containerId),
+    ListContainers: pendingUnary(ctx, s, 'ListContainers', ctrs),
+    StreamContainers: pendingStream(ctx, s, 'StreamContainers', ctrs),
+    ContainerStatus: pendingUnary(ctx, s, 'ContainerStatus', ctrs, containerId),
+    UpdateContainerResources: pendingUnary(ctx, s, 'UpdateContainerResources', ctrs, containerId),
+    ReopenContainerLog: pendingUnary(ctx, s, 'ReopenContainerLog', ctrs, containerId),
+    ExecSync: pendingUnary(ctx, s, 'ExecSync', ctrs, command),
+    Exec: pendingUnary(ctx, s, 'Exec', stream, command),
+    Attach: pendingUnary(ctx, s, 'Attach', stream, containerId),
+    PortForward: pendingUnary(ctx, s, 'PortForward', stream, sandboxId),
+    ContainerStats: pendingUnary(ctx, s, 'ContainerStats', stats, containerId),
+    ListContainerStats: pendingUnary(ctx, s, 'ListContainerStats', stats),
+    StreamContainerStats: pendingStream(ctx, s, 'StreamContainerStats', stats),
+    PodSandboxStats: pendingUnary(ctx, s, 'PodSandboxStats', stats, sandboxId),
+    ListPodSandboxStats: pendingUnary(ctx, s, 'ListPodSandboxStats', stats),
+    StreamPodSandboxStats: pendingStream(ctx, s, 'StreamPodSandboxStats', stats),
+    UpdateRuntimeConfig: pendingUnary(ctx, s, 'UpdateRuntimeConfig', 'pod networking'),
+    CheckpointContainer: pendingUnary(ctx, s, 'CheckpointContainer', 'checkpointing', containerId),
+    GetContainerEvents: pendingStream(ctx, s, 'GetContainerEvents', 'container events'),
+    ListMetricDescriptors: pendingUnary(ctx, s, 'ListMetricDescriptors', stats),
+    ListPodSandboxMetrics: pendingUnary(ctx, s, 'ListPodSandboxMetrics', stats),
+    StreamPodSandboxMetrics: pendingStream(ctx, s, 'StreamPodSandboxMetrics', stats),
+    UpdatePodSandboxResources: pendingUnary(ctx, s, 'UpdatePodSandboxResources', pods, sandboxId),
+  };
+}
+
+export function pendingImageHandlers(ctx: CriContext): ImageServiceHandlers {
+  const s = 'ImageService';
+  const images = 'image pulls and the image store';
+  return {
+    ListImages: pendingUnary(ctx, s, 'ListImages', images),
+    StreamImages: pendingStream(ctx, s, 'StreamImages', images),
+    ImageStatus: pendingUnary(ctx, s, 'ImageStatus', images, imageRef),
+    PullImage: pendingUnary(ctx, s, 'PullImage', images, imageRef),
+    RemoveImage: pendingUnary(ctx, s, 'RemoveImage', images, imageRef),
+    ImageFsInfo: pendingUnary(ctx, s, 'ImageFsInfo', images),
+  };
+}

@@ -1,0 +1,125 @@
+/**
+ * The composition root: builds the daemon's objects from the effective config, opens the
+ * store, starts the operator endpoint and the CRI socket, and tears them down in reverse.
+ * It holds no lifecycle logic of its own.
+ */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { configDigest, derivePaths, type CrispConfig } from './config/index.js';
+import type { CriContext, RuntimeInfo } from './cri/context.js';
+import { startCriServer, type CriServer } from './cri/server.js';
+import type { Logger } from './log/logger.js';
+import { startMetricsServer, type MetricsServer } from './metrics/http-server.js';
+import { InflightTracker } from './metrics/inflight.js';
+import { createMetrics } from './metrics/registry.js';
+import { checkCniConfigDir } from './netns/cni-config-check.js';
+import { checkRuntimeBinaries } from './oci/runtime-check.js';
+import { LevelStateStore } from './store/state-store.js';
+import { acquireInstanceLock, type InstanceLock } from './util/instance-lock.js';
+import { CRISP_VERSION } from './version.js';
+
+/** How long shutdown waits for in-flight RPCs before cancelling them. */
+export const SHUTDOWN_GRACE_MS = 10_000;
+
+export interface Daemon {
+  metricsAddress: string | undefined;
+  stop(): Promise<void>;
+}
+
+function runtimeInfo(config: CrispConfig, extra: () => Record<string, unknown>): RuntimeInfo {
+  const handlerNames = ['', ...Object.keys(config.runtimes).sort()];
+  const binaries: Record<string, string> = { conmon: config.conmon_path };
+  for (const [name, rt] of Object.entries(config.runtimes)) binaries[`runtime ${name}`] = rt.path;
+  return {
+    runtimeVersion: CRISP_VERSION,
+    cgroupDriver: config.cgroup_driver,
+    handlers: handlerNames.map((name) => ({ name, recursiveReadOnlyMounts: false, userNamespaces: false })),
+    supplementalGroupsPolicy: false,
+    runtimeReady: () => checkRuntimeBinaries(binaries),
+    networkReady: () => checkCniConfigDir(config.network.cni_conf_dir),
+    verboseInfo: extra,
+  };
+}
+
+/** Runs `steps` in reverse, logging (not throwing) failures, so every step gets its chance. */
+async function unwind(log: Logger, steps: (() => Promise<unknown>)[]): Promise<void> {
+  for (const step of steps.reverse()) {
+    try {
+      await step();
+    } catch (err) {
+      log.error({ err }, 'shutdown step failed');
+    }
+  }
+}
+
+export async function startDaemon(config: CrispConfig, log: Logger): Promise<Daemon> {
+  const startedAt = Date.now();
+  const paths = derivePaths(config);
+  const digest = configDigest(config);
+  const undo: (() => Promise<unknown>)[] = [];
+  try {
+    const rootLock: InstanceLock = await acquireInstanceLock(`root_dir ${config.root_dir}`, `root:${config.root_dir}`);
+    undo.push(() => rootLock.release());
+    const socketLock = await acquireInstanceLock(`socket ${config.listen}`, `listen:${config.listen}`);
+    undo.push(() => socketLock.release());
+
+    await mkdir(config.root_dir, { recursive: true, mode: 0o711 });
+    await mkdir(config.run_dir, { recursive: true, mode: 0o755 });
+
+    const store = new LevelStateStore(paths.stateDb);
+    await store.open();
+    undo.push(() => store.close());
+
+    const metrics = createMetrics();
+    const inflight = new InflightTracker();
+    const verboseInfo = (): Record<string, unknown> => ({
+      config,
+      daemon: { pid: process.pid, configDigest: digest, startedAt: new Date(startedAt).toISOString() },
+    });
+    const ctx: CriContext = { log, metrics, inflight, runtime: runtimeInfo(config, verboseInfo) };
+
+    let metricsServer: MetricsServer | undefined;
+    if (config.metrics_address !== '') {
+      metricsServer = await startMetricsServer({
+        address: config.metrics_address,
+        registry: metrics.registry,
+        log,
+        debugState: () => ({
+          version: CRISP_VERSION,
+          pid: process.pid,
+          configDigest: digest,
+          uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+          inflight: inflight.snapshot(),
+          store: store.stats(),
+        }),
+      });
+      const ms = metricsServer;
+      undo.push(() => ms.close());
+    }
+
+    const cri: CriServer = await startCriServer(ctx, config.listen);
+    undo.push(async () => {
+      const pending = inflight.snapshot();
+      if (pending.length > 0) log.info({ inflight: pending }, 'waiting for in-flight RPCs');
+      const { forced } = await cri.shutdown(SHUTDOWN_GRACE_MS);
+      if (forced) log.warn({ graceMs: SHUTDOWN_GRACE_MS }, 'in-flight RPCs did not finish in time; cancelled them');
+    });
+
+    await mkdir(dirname(paths.pidFile), { recursive: true });
+    await writeFile(paths.pidFile, `${process.pid}\n`);
+    undo.push(() => rm(paths.pidFile, { force: true }));
+
+    log.info(
+      { listen: config.listen, metricsAddress: metricsServer?.address ?? null, version: CRISP_VERSION },
+      'crisp is ready',
+    );
+    let stopping: Promise<void> | undefined;
+    return {
+      metricsAddress: metricsServer?.address,
+      stop: () => (stopping ??= unwind(log, undo)),
+    };
+  } catch (err) {
+    await unwind(log, undo);
+    throw err;
+  }
+}

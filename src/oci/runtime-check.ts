@@ -1,0 +1,33 @@
+/**
+ * Is the OCI runtime usable? The binaries crisp drives (conmon and each configured runtime)
+ * must exist and be executable; the answer becomes the RuntimeReady condition.
+ */
+import { access, constants } from 'node:fs/promises';
+
+export interface BinaryCheck {
+  ready: boolean;
+  reason: string;
+  message: string;
+}
+
+/** `binaries` maps a role ("conmon", "runtime runc") to the configured path. */
+export async function checkRuntimeBinaries(binaries: Record<string, string>): Promise<BinaryCheck> {
+  const problems: string[] = [];
+  await Promise.all(
+    Object.entries(binaries).map(async ([role, path]) => {
+      try {
+        await access(path, constants.X_OK);
+      } catch (err) {
+        const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : 'not executable';
+        problems.push(`${role} ${path} is ${why}`);
+      }
+    }),
+  );
+  if (problems.length === 0) return { ready: true, reason: '', message: '' };
+  problems.sort();
+  return {
+    ready: false,
+    reason: 'RuntimeBinaryMissing',
+    message: `${problems.join('; ')}: install it (make deps) or fix the path in crisp.toml`,
+  };
+}

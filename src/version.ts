@@ -1,0 +1,1 @@
+export const CRISP_VERSION = '0.1.0';

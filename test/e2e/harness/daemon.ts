@@ -1,0 +1,177 @@
+/**
+ * Starts the real crisp binary (bin/crisp) for a test: its own temporary root dir, run dir,
+ * socket, CNI config dir and an ephemeral metrics port, so it never collides with a crisp
+ * already running on the machine. The JSON log lines are collected for assertions.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const crispBin = fileURLToPath(new URL('../../../../bin/crisp', import.meta.url));
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [key: string]: unknown;
+}
+
+export interface TestDirs {
+  base: string;
+  root: string;
+  run: string;
+  socket: string;
+  cniConfDir: string;
+  configFile: string;
+}
+
+export async function makeTestDirs(prefix = 'crisp-e2e-'): Promise<TestDirs> {
+  const base = await mkdtemp(join(tmpdir(), prefix));
+  return {
+    base,
+    root: join(base, 'root'),
+    run: join(base, 'run'),
+    socket: join(base, 'run', 'crisp.sock'),
+    cniConfDir: join(base, 'cni'),
+    configFile: join(base, 'crisp.toml'),
+  };
+}
+
+/** A config file for the test daemon; `extra` is appended verbatim (TOML). */
+export async function writeTestConfig(dirs: TestDirs, extra = '', logLevel = 'debug'): Promise<void> {
+  const toml = [
+    `listen = ${JSON.stringify(dirs.socket)}`,
+    `root_dir = ${JSON.stringify(dirs.root)}`,
+    `run_dir = ${JSON.stringify(dirs.run)}`,
+    `log_level = ${JSON.stringify(logLevel)}`,
+    'log_format = "json"',
+    'metrics_address = "127.0.0.1:0"',
+    extra,
+    '[network]',
+    `cni_conf_dir = ${JSON.stringify(dirs.cniConfDir)}`,
+    '',
+  ].join('\n');
+  await writeFile(dirs.configFile, toml);
+}
+
+export interface ExitResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+}
+
+/** Runs bin/crisp with `args` to completion (for CLI tests). */
+export function runCrisp(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ExitResult & { stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(crispBin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+export class RunningCrisp {
+  readonly logs: LogLine[] = [];
+  readonly stderrText: string[] = [];
+  metricsAddress = '';
+  private readonly exited: Promise<ExitResult>;
+
+  constructor(
+    readonly dirs: TestDirs,
+    readonly child: ChildProcess,
+  ) {
+    const lines = createInterface({ input: child.stderr as NodeJS.ReadableStream });
+    lines.on('line', (line) => {
+      this.stderrText.push(line);
+      try {
+        this.logs.push(JSON.parse(line) as LogLine);
+      } catch {
+        // not JSON: a startup failure message; kept in stderrText
+      }
+    });
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        resolve({ code, signal, stderr: this.stderrText.join('\n') });
+      });
+    });
+  }
+
+  get pid(): number {
+    if (this.child.pid === undefined) throw new Error('crisp has no pid');
+    return this.child.pid;
+  }
+
+  get metricsUrl(): string {
+    return `http://${this.metricsAddress}`;
+  }
+
+  /** Resolves when the daemon logs that it is ready; rejects if it exits first or takes too long. */
+  async ready(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let exited: ExitResult | undefined;
+    void this.exited.then((r) => (exited = r));
+    for (;;) {
+      const line = this.logs.find((l) => l.msg === 'crisp is ready');
+      if (line) {
+        this.metricsAddress = typeof line.metricsAddress === 'string' ? line.metricsAddress : '';
+        return;
+      }
+      if (exited) throw new Error(`crisp exited (code ${exited.code}) before it was ready:\n${exited.stderr}`);
+      if (Date.now() > deadline) throw new Error(`crisp not ready after ${timeoutMs} ms:\n${this.stderrText.join('\n')}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  waitExit(timeoutMs = 20_000): Promise<ExitResult> {
+    return Promise.race([
+      this.exited,
+      new Promise<ExitResult>((_, reject) =>
+        setTimeout(() => reject(new Error(`crisp (pid ${this.child.pid}) did not exit in ${timeoutMs} ms`)), timeoutMs).unref(),
+      ),
+    ]);
+  }
+
+  /** SIGTERM and wait; SIGKILL if it does not go. */
+  async stop(): Promise<ExitResult> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.exited;
+    this.child.kill('SIGTERM');
+    try {
+      return await this.waitExit(15_000);
+    } catch {
+      this.child.kill('SIGKILL');
+      return this.exited;
+    }
+  }
+
+  async kill(): Promise<ExitResult> {
+    this.child.kill('SIGKILL');
+    return this.exited;
+  }
+}
+
+export function spawnCrisp(dirs: TestDirs, args: string[] = ['--config', dirs.configFile]): RunningCrisp {
+  const child = spawn(crispBin, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env } });
+  return new RunningCrisp(dirs, child);
+}
+
+/** Writes a config, starts crisp and waits until it serves. */
+export async function startCrisp(dirs?: TestDirs, extraToml = ''): Promise<RunningCrisp> {
+  const d = dirs ?? (await makeTestDirs());
+  await writeTestConfig(d, extraToml);
+  const crisp = spawnCrisp(d);
+  await crisp.ready();
+  return crisp;
+}
+
+export async function removeTestDirs(dirs: TestDirs): Promise<void> {
+  await rm(dirs.base, { recursive: true, force: true });
+}
