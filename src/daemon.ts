@@ -58,7 +58,10 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
   const digest = configDigest(config);
   const undo: (() => Promise<unknown>)[] = [];
   try {
-    const rootLock: InstanceLock = await acquireInstanceLock(`root_dir ${config.root_dir}`, `root:${config.root_dir}`);
+    const rootLock: InstanceLock = await acquireInstanceLock(
+      `root_dir ${config.root_dir}`,
+      `root:${config.root_dir}`,
+    );
     undo.push(() => rootLock.release());
     const socketLock = await acquireInstanceLock(`socket ${config.listen}`, `listen:${config.listen}`);
     undo.push(() => socketLock.release());
@@ -102,7 +105,8 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
       const pending = inflight.snapshot();
       if (pending.length > 0) log.info({ inflight: pending }, 'waiting for in-flight RPCs');
       const { forced } = await cri.shutdown(SHUTDOWN_GRACE_MS);
-      if (forced) log.warn({ graceMs: SHUTDOWN_GRACE_MS }, 'in-flight RPCs did not finish in time; cancelled them');
+      if (forced)
+        log.warn({ graceMs: SHUTDOWN_GRACE_MS }, 'in-flight RPCs did not finish in time; cancelled them');
     });
 
     await mkdir(dirname(paths.pidFile), { recursive: true });

@@ -100,7 +100,10 @@ async function main(argv: string[]): Promise<void> {
 
   const { config } = loaded;
   const log = createLogger({ level: config.log_level, format: config.log_format });
-  log.info({ configFile: loaded.file, configFileFound: loaded.fileFound, version: CRISP_VERSION }, 'starting crisp');
+  log.info(
+    { configFile: loaded.file, configFileFound: loaded.fileFound, version: CRISP_VERSION },
+    'starting crisp',
+  );
   installCrashHandlers(log);
 
   let daemon;
@@ -109,7 +112,10 @@ async function main(argv: string[]): Promise<void> {
   } catch (err) {
     log.flush();
     if (err instanceof LockHeldError) {
-      fail(1, `${err.message}: is crisp already running? stop it, or give this one its own --root and --listen`);
+      fail(
+        1,
+        `${err.message}: is crisp already running? stop it, or give this one its own --root and --listen`,
+      );
     }
     if (err instanceof CrispError) fail(1, err.message);
     log.fatal({ err }, 'crisp failed to start');

@@ -94,7 +94,7 @@ export function unary<Req, Res>(
     const objects = objectsOf(call.request);
     const started = performance.now();
     const inflightId = ctx.inflight.begin(method, objects);
-    const { scope, dispose } = scopeFor(call as ServerUnaryCall<unknown, unknown>);
+    const { scope, dispose } = scopeFor(call);
     const run = async (): Promise<Res> => impl(call.request, scope);
     run().then(
       (res) => {
@@ -127,7 +127,7 @@ export function serverStream<Req, Res>(
     const objects = objectsOf(call.request);
     const started = performance.now();
     const inflightId = ctx.inflight.begin(method, objects);
-    const { scope, dispose } = scopeFor(call as ServerWritableStream<unknown, unknown>);
+    const { scope, dispose } = scopeFor(call);
     const send = (msg: Res): void => {
       if (!scope.signal.aborted) call.write(msg);
     };

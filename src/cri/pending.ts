@@ -59,9 +59,44 @@ const command = (r: { container_id: string; cmd: string[] }): void => {
   if (r.cmd.length === 0) requireString('', 'cmd');
 };
 
-export type PendingRuntimeMethods = Exclude<keyof RuntimeServiceHandlers, 'Version' | 'Status' | 'RuntimeConfig'>;
+/** RuntimeService RPCs without an implementation yet; server.ts must provide every other one. */
+export type PendingRuntimeMethod =
+  | 'RunPodSandbox'
+  | 'StopPodSandbox'
+  | 'RemovePodSandbox'
+  | 'PodSandboxStatus'
+  | 'ListPodSandbox'
+  | 'StreamPodSandboxes'
+  | 'CreateContainer'
+  | 'StartContainer'
+  | 'StopContainer'
+  | 'RemoveContainer'
+  | 'ListContainers'
+  | 'StreamContainers'
+  | 'ContainerStatus'
+  | 'UpdateContainerResources'
+  | 'ReopenContainerLog'
+  | 'ExecSync'
+  | 'Exec'
+  | 'Attach'
+  | 'PortForward'
+  | 'ContainerStats'
+  | 'ListContainerStats'
+  | 'StreamContainerStats'
+  | 'PodSandboxStats'
+  | 'ListPodSandboxStats'
+  | 'StreamPodSandboxStats'
+  | 'UpdateRuntimeConfig'
+  | 'CheckpointContainer'
+  | 'GetContainerEvents'
+  | 'ListMetricDescriptors'
+  | 'ListPodSandboxMetrics'
+  | 'StreamPodSandboxMetrics'
+  | 'UpdatePodSandboxResources';
 
-export function pendingRuntimeHandlers(ctx: CriContext): Pick<RuntimeServiceHandlers, PendingRuntimeMethods> {
+export function pendingRuntimeHandlers(ctx: CriContext): {
+  [M in PendingRuntimeMethod]: RuntimeServiceHandlers[M];
+} {
   const s = 'RuntimeService';
   const pods = 'pod sandboxes';
   const ctrs = 'containers';
@@ -111,7 +146,12 @@ export function pendingRuntimeHandlers(ctx: CriContext): Pick<RuntimeServiceHand
   };
 }
 
-export function pendingImageHandlers(ctx: CriContext): ImageServiceHandlers {
+export type PendingImageMethod =
+  'ListImages' | 'StreamImages' | 'ImageStatus' | 'PullImage' | 'RemoveImage' | 'ImageFsInfo';
+
+export function pendingImageHandlers(ctx: CriContext): {
+  [M in PendingImageMethod]: ImageServiceHandlers[M];
+} {
   const s = 'ImageService';
   const images = 'image pulls and the image store';
   return {

@@ -5,6 +5,7 @@
 import { chmod } from 'node:fs/promises';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { RuntimeServiceHandlers } from '../generated/runtime/v1/RuntimeService.js';
+import type { ImageServiceHandlers } from '../generated/runtime/v1/ImageService.js';
 import { UnavailableError } from '../errors.js';
 import type { CriContext } from './context.js';
 import { unary } from './handler.js';
@@ -32,6 +33,12 @@ export function runtimeHandlers(ctx: CriContext): RuntimeServiceHandlers {
   };
 }
 
+export function imageHandlers(ctx: CriContext): ImageServiceHandlers {
+  return {
+    ...pendingImageHandlers(ctx),
+  };
+}
+
 export async function startCriServer(ctx: CriContext, socketPath: string): Promise<CriServer> {
   const proto = await loadCriProto();
   const server = new Server({
@@ -39,7 +46,7 @@ export async function startCriServer(ctx: CriContext, socketPath: string): Promi
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
   });
   server.addService(proto.runtime.v1.RuntimeService.service, runtimeHandlers(ctx));
-  server.addService(proto.runtime.v1.ImageService.service, pendingImageHandlers(ctx));
+  server.addService(proto.runtime.v1.ImageService.service, imageHandlers(ctx));
 
   await prepareSocketPath(socketPath);
   // The socket file is created with the process umask; make it 0660 from the first instant.
@@ -47,7 +54,8 @@ export async function startCriServer(ctx: CriContext, socketPath: string): Promi
   try {
     await new Promise<void>((resolve, reject) => {
       server.bindAsync(`unix:${socketPath}`, ServerCredentials.createInsecure(), (err) => {
-        if (err) reject(new UnavailableError(`cannot listen on ${socketPath}: ${err.message}`, { cause: err }));
+        if (err)
+          reject(new UnavailableError(`cannot listen on ${socketPath}: ${err.message}`, { cause: err }));
         else resolve();
       });
     });

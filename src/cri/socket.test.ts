@@ -39,7 +39,11 @@ describe('prepareSocketPath', () => {
       await assert.rejects(prepareSocketPath(path), /in use by another process/);
       assert.ok((await stat(path)).isSocket());
     } finally {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => {
+        server.close(() => {
+          resolve();
+        });
+      });
       await rm(base, { recursive: true, force: true });
     }
   });

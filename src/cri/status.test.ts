@@ -4,21 +4,43 @@ import { describe, it } from 'node:test';
 import { status as GrpcCode } from '@grpc/grpc-js';
 import {
   AlreadyExistsError,
+  CanceledError,
   CommandError,
+  DeadlineExceededError,
+  FailedPreconditionError,
   InternalError,
   InvalidArgumentError,
   NotFoundError,
+  PermissionDeniedError,
+  ResourceExhaustedError,
+  UnauthenticatedError,
+  UnavailableError,
+  UnimplementedError,
   errorClasses,
   type CrispError,
 } from '../errors.js';
 import { grpcCodeFor, toGrpcStatus } from './status.js';
 
 /** One instance of every class, built with representative arguments. */
+const samples: CrispError[] = [
+  new NotFoundError('container', 'abc'),
+  new AlreadyExistsError('pod sandbox', 'p'),
+  new InvalidArgumentError('config.metadata.name', 'required'),
+  new FailedPreconditionError('container "abc" is running'),
+  new UnavailableError('runc is missing'),
+  new DeadlineExceededError('runc state took too long'),
+  new CanceledError('client went away'),
+  new ResourceExhaustedError('disk full'),
+  new UnauthenticatedError('registry said 401'),
+  new PermissionDeniedError('registry said 403'),
+  new UnimplementedError('not yet'),
+  new CommandError('runc', 1, 'boom'),
+  new InternalError('bug'),
+];
+
 function sample(cls: (typeof errorClasses)[number]): CrispError {
-  if (cls === NotFoundError || cls === AlreadyExistsError) return new cls('container', 'abc');
-  if (cls === InvalidArgumentError) return new cls('config.metadata.name', 'required');
-  if (cls === CommandError) return new cls('runc', 1, 'boom');
-  return new cls('something happened');
+  for (const s of samples) if (s instanceof cls) return s;
+  throw new Error(`no sample of ${cls.name}`);
 }
 
 describe('error to gRPC status mapping', () => {
@@ -41,7 +63,10 @@ describe('error to gRPC status mapping', () => {
   });
 
   it('names the object in the message', () => {
-    assert.equal(toGrpcStatus(new NotFoundError('container', 'abc')).status.details, 'container "abc" not found');
+    assert.equal(
+      toGrpcStatus(new NotFoundError('container', 'abc')).status.details,
+      'container "abc" not found',
+    );
     assert.equal(
       toGrpcStatus(new CommandError('runc', 1, 'container not running')).status.details,
       'runc exited with code 1: container not running',
@@ -66,7 +91,10 @@ describe('error to gRPC status mapping', () => {
       const err = sample(cls);
       assert.ok(doc.includes(`\`${cls.name}\``), `docs/errors.md names ${cls.name}`);
       assert.ok(doc.includes(`\`${err.code}\``), `docs/errors.md names code ${err.code}`);
-      assert.ok(doc.includes(GrpcCode[grpcCodeFor[err.code]]), `docs/errors.md names ${GrpcCode[grpcCodeFor[err.code]]}`);
+      assert.ok(
+        doc.includes(GrpcCode[grpcCodeFor[err.code]]),
+        `docs/errors.md names ${GrpcCode[grpcCodeFor[err.code]]}`,
+      );
     }
   });
 });

@@ -45,7 +45,8 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
     });
   });
   const bound = server.address() as AddressInfo;
-  const shown = bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`;
+  const shown =
+    bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`;
   return { address: shown, close: () => closeServer(server) };
 }
 

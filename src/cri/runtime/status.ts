@@ -17,13 +17,21 @@ export function status(runtime: RuntimeInfo): UnaryImpl<StatusRequest__Output, S
       for (const [key, value] of Object.entries(runtime.verboseInfo())) info[key] = JSON.stringify(value);
     }
     return {
-      status: { conditions: [condition('RuntimeReady', runtimeReady), condition('NetworkReady', networkReady)] },
+      status: {
+        conditions: [condition('RuntimeReady', runtimeReady), condition('NetworkReady', networkReady)],
+      },
       info,
       runtime_handlers: runtime.handlers.map((h) => ({
         name: h.name,
-        features: { recursive_read_only_mounts: h.recursiveReadOnlyMounts, user_namespaces: h.userNamespaces },
+        features: {
+          recursive_read_only_mounts: h.recursiveReadOnlyMounts,
+          user_namespaces: h.userNamespaces,
+        },
       })),
-      features: { supplemental_groups_policy: runtime.supplementalGroupsPolicy, user_namespaces_host_network: false },
+      features: {
+        supplemental_groups_policy: runtime.supplementalGroupsPolicy,
+        user_namespaces_host_network: false,
+      },
     };
   };
 }
