@@ -4,7 +4,7 @@
  * nothing here fails on a time.
  */
 import { readFile } from 'node:fs/promises';
-import { call, connectCri, type CriClients } from '../test/e2e/harness/cri-client.js';
+import { connectCri, type CriClients } from '../test/e2e/harness/cri-client.js';
 import { makeTestDirs, removeTestDirs, spawnCrisp, writeTestConfig } from '../test/e2e/harness/daemon.js';
 
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 2000);
@@ -54,7 +54,8 @@ async function measure(operation: string, concurrency: number, fn: () => Promise
 
 async function memoryOf(pid: number): Promise<{ rssMiB: number; peakMiB: number }> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kib = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  const kib = (key: string): number =>
+    Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
   return { rssMiB: kib('VmRSS') / 1024, peakMiB: kib('VmHWM') / 1024 };
 }
 
@@ -74,25 +75,31 @@ async function main(): Promise<void> {
     const idle = await memoryOf(crisp.pid);
     const rows: Row[] = [];
     for (const conc of [1, CONCURRENCY]) {
-      rows.push(await measure('Version', conc, () => call(c.runtime, c.runtime.Version, {})));
-      rows.push(await measure('Status', conc, () => call(c.runtime, c.runtime.Status, {})));
-      rows.push(await measure('Status verbose', conc, () => call(c.runtime, c.runtime.Status, { verbose: true })));
-      rows.push(await measure('RuntimeConfig', conc, () => call(c.runtime, c.runtime.RuntimeConfig, {})));
+      rows.push(await measure('Version', conc, () => c.runtime.Version({})));
+      rows.push(await measure('Status', conc, () => c.runtime.Status({})));
+      rows.push(await measure('Status verbose', conc, () => c.runtime.Status({ verbose: true })));
+      rows.push(await measure('RuntimeConfig', conc, () => c.runtime.RuntimeConfig({})));
     }
-    const scrape = await measure('GET /metrics', 1, async () => (await fetch(`${crisp.metricsUrl}/metrics`)).text());
+    const scrape = await measure('GET /metrics', 1, async () =>
+      (await fetch(`${crisp.metricsUrl}/metrics`)).text(),
+    );
     rows.push(scrape);
     const loaded = await memoryOf(crisp.pid);
 
     const fmt = (ms: number): string => ms.toFixed(3).padStart(9);
     console.log(`crisp bench — ${ITERATIONS} calls per row, over the unix socket, latency in ms`);
-    console.log(`${'operation'.padEnd(24)}${'n'.padStart(6)}${'p50'.padStart(10)}${'p90'.padStart(10)}${'p99'.padStart(10)}${'max'.padStart(10)}${'calls/s'.padStart(10)}`);
+    console.log(
+      `${'operation'.padEnd(24)}${'n'.padStart(6)}${'p50'.padStart(10)}${'p90'.padStart(10)}${'p99'.padStart(10)}${'max'.padStart(10)}${'calls/s'.padStart(10)}`,
+    );
     for (const r of rows) {
       console.log(
         `${r.operation.padEnd(24)}${String(r.n).padStart(6)} ${fmt(r.p50)} ${fmt(r.p90)} ${fmt(r.p99)} ${fmt(r.max)}${Math.round(r.perSecond).toString().padStart(10)}`,
       );
     }
     console.log(`daemon start to ready: ${startupMs.toFixed(0)} ms`);
-    console.log(`daemon memory: idle RSS ${idle.rssMiB.toFixed(1)} MiB; after the run RSS ${loaded.rssMiB.toFixed(1)} MiB, peak ${loaded.peakMiB.toFixed(1)} MiB`);
+    console.log(
+      `daemon memory: idle RSS ${idle.rssMiB.toFixed(1)} MiB; after the run RSS ${loaded.rssMiB.toFixed(1)} MiB, peak ${loaded.peakMiB.toFixed(1)} MiB`,
+    );
   } finally {
     cri?.close();
     await crisp.stop();

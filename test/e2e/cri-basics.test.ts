@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { stat, writeFile, mkdir } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { status as GrpcCode, Metadata, type ServiceError } from '@grpc/grpc-js';
-import { call, callError, connectCri, type CriClients } from './harness/cri-client.js';
+import { connectCri, rejection, type CriClients } from './harness/cri-client.js';
 import { removeTestDirs, startCrisp, type RunningCrisp } from './harness/daemon.js';
 
 describe('CRI basics against the real daemon', () => {
@@ -32,7 +32,7 @@ describe('CRI basics against the real daemon', () => {
   });
 
   it('answers Version', async () => {
-    const res = await call(cri.runtime, cri.runtime.Version, { version: 'v1' });
+    const res = await cri.runtime.Version({ version: 'v1' });
     assert.equal(res.runtime_name, 'crisp');
     assert.equal(res.runtime_api_version, 'v1');
     assert.equal(res.version, '0.1.0');
@@ -40,7 +40,7 @@ describe('CRI basics against the real daemon', () => {
   });
 
   it('answers Status with both conditions, handlers and verbose info', async () => {
-    const res = await call(cri.runtime, cri.runtime.Status, { verbose: true });
+    const res = await cri.runtime.Status({ verbose: true });
     const conditions = res.status?.conditions ?? [];
     const runtimeReady = conditions.find((c) => c.type === 'RuntimeReady');
     const networkReady = conditions.find((c) => c.type === 'NetworkReady');
@@ -62,7 +62,7 @@ describe('CRI basics against the real daemon', () => {
     assert.equal(config.listen, crisp.dirs.socket);
     assert.equal(config.root_dir, crisp.dirs.root);
 
-    const quiet = await call(cri.runtime, cri.runtime.Status, { verbose: false });
+    const quiet = await cri.runtime.Status({ verbose: false });
     assert.deepEqual(quiet.info, {});
   });
 
@@ -72,30 +72,32 @@ describe('CRI basics against the real daemon', () => {
       `${crisp.dirs.cniConfDir}/10-test.conflist`,
       JSON.stringify({ cniVersion: '1.0.0', name: 'test', plugins: [{ type: 'loopback' }] }),
     );
-    const res = await call(cri.runtime, cri.runtime.Status, {});
+    const res = await cri.runtime.Status({});
     const networkReady = res.status?.conditions.find((c) => c.type === 'NetworkReady');
     assert.equal(networkReady?.status, true);
   });
 
   it('answers RuntimeConfig with the cgroup driver', async () => {
-    const res = await call(cri.runtime, cri.runtime.RuntimeConfig, {});
+    const res = await cri.runtime.RuntimeConfig({});
     assert.equal(res.linux?.cgroup_driver, 'CGROUPFS');
   });
 
   it('answers UNIMPLEMENTED for RPCs that have not landed, naming the RPC', async () => {
-    const err = await callError(cri.runtime, cri.runtime.RunPodSandbox, {
-      config: { metadata: { name: 'p', namespace: 'default', uid: 'u1', attempt: 0 } },
-    });
+    const err = await rejection(
+      cri.runtime.RunPodSandbox({
+        config: { metadata: { name: 'p', namespace: 'default', uid: 'u1', attempt: 0 } },
+      }),
+    );
     assert.equal(err.code, GrpcCode.UNIMPLEMENTED);
     assert.match(err.details, /RuntimeService\/RunPodSandbox is not implemented by crisp/);
 
-    const img = await callError(cri.image, cri.image.ListImages, {});
+    const img = await rejection(cri.image.ListImages({}));
     assert.equal(img.code, GrpcCode.UNIMPLEMENTED);
     assert.match(img.details, /ImageService\/ListImages/);
   });
 
   it('answers UNIMPLEMENTED on a server-streaming RPC that has not landed', async () => {
-    const stream = cri.runtime.GetContainerEvents({});
+    const stream = cri.raw.runtime.GetContainerEvents({});
     const err = await new Promise<ServiceError>((resolve, reject) => {
       stream.on('data', () => {
         reject(new Error('no event expected'));
@@ -111,13 +113,13 @@ describe('CRI basics against the real daemon', () => {
 
   it('answers INVALID_ARGUMENT naming the missing field', async () => {
     const cases: [Promise<ServiceError>, string][] = [
-      [callError(cri.runtime, cri.runtime.PodSandboxStatus, { pod_sandbox_id: '' }), 'pod_sandbox_id'],
-      [callError(cri.runtime, cri.runtime.StopContainer, {}), 'container_id'],
-      [callError(cri.runtime, cri.runtime.RunPodSandbox, {}), 'config'],
-      [callError(cri.runtime, cri.runtime.RunPodSandbox, { config: { metadata: {} } }), 'config.metadata.name'],
-      [callError(cri.runtime, cri.runtime.ExecSync, { container_id: 'abc', cmd: [] }), 'cmd'],
-      [callError(cri.image, cri.image.PullImage, {}), 'image'],
-      [callError(cri.image, cri.image.ImageStatus, { image: { image: '' } }), 'image.image'],
+      [rejection(cri.runtime.PodSandboxStatus({ pod_sandbox_id: '' })), 'pod_sandbox_id'],
+      [rejection(cri.runtime.StopContainer({})), 'container_id'],
+      [rejection(cri.runtime.RunPodSandbox({})), 'config'],
+      [rejection(cri.runtime.RunPodSandbox({ config: { metadata: {} } })), 'config.metadata.name'],
+      [rejection(cri.runtime.ExecSync({ container_id: 'abc', cmd: [] })), 'cmd'],
+      [rejection(cri.image.PullImage({})), 'image'],
+      [rejection(cri.image.ImageStatus({ image: { image: '' } })), 'image.image'],
     ];
     for (const [pending, field] of cases) {
       const err = await pending;
@@ -129,7 +131,7 @@ describe('CRI basics against the real daemon', () => {
 
   it('answers UNIMPLEMENTED for a method no service has', async () => {
     const err = await new Promise<ServiceError>((resolve, reject) => {
-      cri.runtime.makeUnaryRequest(
+      cri.raw.runtime.makeUnaryRequest(
         '/runtime.v1.RuntimeService/NoSuchMethod',
         (x: Buffer) => x,
         (x: Buffer) => x,
@@ -148,8 +150,8 @@ describe('CRI basics against the real daemon', () => {
   it('survives clients that disconnect mid-call', async () => {
     for (let i = 0; i < 20; i++) {
       const c = await connectCri(crisp.dirs.socket);
-      const unaryCall = c.runtime.Status({ verbose: true }, () => undefined);
-      const streamCall = c.runtime.GetContainerEvents({});
+      const unaryCall = c.raw.runtime.Status({ verbose: true }, () => undefined);
+      const streamCall = c.raw.runtime.GetContainerEvents({});
       streamCall.on('error', () => undefined);
       if (i % 2 === 0) {
         unaryCall.cancel();
@@ -157,13 +159,13 @@ describe('CRI basics against the real daemon', () => {
       }
       c.close();
     }
-    const res = await call(cri.runtime, cri.runtime.Version, {});
+    const res = await cri.runtime.Version({});
     assert.equal(res.runtime_name, 'crisp');
     assert.equal(crisp.child.exitCode, null, 'daemon still running');
   });
 
   it('logs every RPC at debug with method and duration', async () => {
-    await call(cri.runtime, cri.runtime.Version, {});
+    await cri.runtime.Version({});
     const line = crisp.logs.find((l) => l.msg === 'rpc ok' && l.rpc === 'Version');
     assert.ok(line, 'a debug line for Version');
     assert.equal(typeof line.durationMs, 'number');

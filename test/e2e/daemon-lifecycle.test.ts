@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
-import { call, connectCri } from './harness/cri-client.js';
+import { connectCri } from './harness/cri-client.js';
 import {
   makeTestDirs,
   removeTestDirs,
@@ -44,7 +44,7 @@ describe('daemon lifecycle', () => {
       const second = spawnCrisp(first.dirs);
       await second.ready();
       const cri = await connectCri(first.dirs.socket);
-      const res = await call(cri.runtime, cri.runtime.Version, {});
+      const res = await cri.runtime.Version({});
       assert.equal(res.runtime_name, 'crisp');
       cri.close();
       assert.equal((await second.stop()).code, 0);
@@ -62,10 +62,13 @@ describe('daemon lifecycle', () => {
       const second = spawnCrisp(dirs2);
       const exit = await second.waitExit();
       assert.equal(exit.code, 1);
-      assert.match(exit.stderr, /root_dir .* is locked by another running process: is crisp already running\?/);
+      assert.match(
+        exit.stderr,
+        /root_dir .* is locked by another running process: is crisp already running\?/,
+      );
       // The first one is unharmed.
       const cri = await connectCri(first.dirs.socket);
-      assert.equal((await call(cri.runtime, cri.runtime.Version, {})).runtime_name, 'crisp');
+      assert.equal((await cri.runtime.Version({})).runtime_name, 'crisp');
       cri.close();
     } finally {
       await first.stop();

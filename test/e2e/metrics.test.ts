@@ -1,7 +1,7 @@
 /** The operator endpoint of a real daemon: /metrics in Prometheus format and /debug/state. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { call, connectCri, type CriClients } from './harness/cri-client.js';
+import { connectCri, type CriClients } from './harness/cri-client.js';
 import { removeTestDirs, startCrisp, type RunningCrisp } from './harness/daemon.js';
 
 describe('metrics and debug endpoints', () => {
@@ -25,10 +25,10 @@ describe('metrics and debug endpoints', () => {
   });
 
   it('serves gRPC request counters and durations, plus process metrics', async () => {
-    await call(cri.runtime, cri.runtime.Version, {});
-    await call(cri.runtime, cri.runtime.Version, {});
-    await call(cri.runtime, cri.runtime.RuntimeConfig, {});
-    await call(cri.runtime, cri.runtime.PodSandboxStatus, { pod_sandbox_id: '' }).catch(() => undefined);
+    await cri.runtime.Version({});
+    await cri.runtime.Version({});
+    await cri.runtime.RuntimeConfig({});
+    await cri.runtime.PodSandboxStatus({ pod_sandbox_id: '' }).catch(() => undefined);
 
     const res = await fetch(`${crisp.metricsUrl}/metrics`);
     assert.equal(res.status, 200);

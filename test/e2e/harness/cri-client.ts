@@ -1,26 +1,67 @@
 /**
  * A typed CRI client for the e2e tests, generated from proto/ exactly as kubelet's would be:
- * grpc-js over the daemon's unix socket, with promise wrappers for unary calls.
+ * grpc-js over the daemon's unix socket. `runtime` and `image` wrap every unary RPC as a
+ * promise (typed from the generated service definitions); `raw` keeps the grpc-js clients for
+ * streaming calls and low-level tricks.
  */
-import { credentials, Metadata, type ServiceError, type CallOptions, type Client } from '@grpc/grpc-js';
+import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
+import type { MethodDefinition } from '@grpc/proto-loader';
 import { loadCriProto } from '../../../src/cri/proto.js';
-import type { RuntimeServiceClient } from '../../../src/generated/runtime/v1/RuntimeService.js';
-import type { ImageServiceClient } from '../../../src/generated/runtime/v1/ImageService.js';
+import type {
+  RuntimeServiceClient,
+  RuntimeServiceDefinition,
+} from '../../../src/generated/runtime/v1/RuntimeService.js';
+import type {
+  ImageServiceClient,
+  ImageServiceDefinition,
+} from '../../../src/generated/runtime/v1/ImageService.js';
+
+export type PromiseClient<D> = {
+  [K in keyof D]: D[K] extends MethodDefinition<infer Req, infer _Res, infer _ReqOut, infer ResOut>
+    ? (req: Req, timeoutMs?: number) => Promise<ResOut>
+    : never;
+};
 
 export interface CriClients {
-  runtime: RuntimeServiceClient;
-  image: ImageServiceClient;
+  runtime: PromiseClient<RuntimeServiceDefinition>;
+  image: PromiseClient<ImageServiceDefinition>;
+  raw: { runtime: RuntimeServiceClient; image: ImageServiceClient };
   close(): void;
+}
+
+type Callback = (err: ServiceError | null, res?: unknown) => void;
+type RawUnary = (req: unknown, md: Metadata, opts: { deadline: number }, cb: Callback) => unknown;
+
+function promisify<D extends object>(client: Client, definition: D): PromiseClient<D> {
+  const out: Record<string, unknown> = {};
+  for (const [name, def] of Object.entries(definition) as [string, MethodDefinition<object, object>][]) {
+    if (def.requestStream || def.responseStream) {
+      out[name] = () => Promise.reject(new Error(`${name} is a streaming RPC: use cri.raw`));
+      continue;
+    }
+    const method = (client as unknown as Record<string, RawUnary>)[name];
+    if (!method) throw new Error(`client has no method ${name}`);
+    out[name] = (req: unknown, timeoutMs = 10_000) =>
+      new Promise((resolve, reject) => {
+        method.call(client, req, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
+          if (err) reject(err);
+          else resolve(res);
+        });
+      });
+  }
+  return out as PromiseClient<D>;
 }
 
 export async function connectCri(socketPath: string): Promise<CriClients> {
   const proto = await loadCriProto();
   const address = `unix:${socketPath}`;
-  const runtime = new proto.runtime.v1.RuntimeService(address, credentials.createInsecure());
-  const image = new proto.runtime.v1.ImageService(address, credentials.createInsecure());
+  const { RuntimeService, ImageService } = proto.runtime.v1;
+  const runtime = new RuntimeService(address, credentials.createInsecure());
+  const image = new ImageService(address, credentials.createInsecure());
   return {
-    runtime,
-    image,
+    runtime: promisify(runtime, RuntimeService.service),
+    image: promisify(image, ImageService.service),
+    raw: { runtime, image },
     close: () => {
       runtime.close();
       image.close();
@@ -28,37 +69,10 @@ export async function connectCri(socketPath: string): Promise<CriClients> {
   };
 }
 
-type UnaryMethod<Req, Res> = (
-  req: Req,
-  metadata: Metadata,
-  options: CallOptions,
-  cb: (err: ServiceError | null, res?: Res) => void,
-) => unknown;
-
-/** Calls a unary method with a deadline and resolves with its response or rejects with the ServiceError. */
-export function call<Req, Res>(
-  client: Client,
-  method: UnaryMethod<Req, Res>,
-  req: Req,
-  timeoutMs = 10_000,
-): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    method.call(client, req, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
-      if (err) reject(err);
-      else if (res === undefined) reject(new Error('empty response'));
-      else resolve(res);
-    });
-  });
-}
-
-/** Resolves with the ServiceError a call fails with, and fails the test if it succeeds. */
-export async function callError<Req, Res>(
-  client: Client,
-  method: UnaryMethod<Req, Res>,
-  req: Req,
-): Promise<ServiceError> {
+/** The ServiceError a call fails with; throws if it succeeds. */
+export async function rejection(pending: Promise<unknown>): Promise<ServiceError> {
   try {
-    await call(client, method, req);
+    await pending;
   } catch (err) {
     return err as ServiceError;
   }

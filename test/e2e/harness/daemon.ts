@@ -63,9 +63,15 @@ export interface ExitResult {
 }
 
 /** Runs bin/crisp with `args` to completion (for CLI tests). */
-export function runCrisp(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ExitResult & { stdout: string }> {
+export function runCrisp(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<ExitResult & { stdout: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(crispBin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(crispBin, args, {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -125,8 +131,10 @@ export class RunningCrisp {
         this.metricsAddress = typeof line.metricsAddress === 'string' ? line.metricsAddress : '';
         return;
       }
-      if (exited) throw new Error(`crisp exited (code ${exited.code}) before it was ready:\n${exited.stderr}`);
-      if (Date.now() > deadline) throw new Error(`crisp not ready after ${timeoutMs} ms:\n${this.stderrText.join('\n')}`);
+      if (exited)
+        throw new Error(`crisp exited (code ${exited.code}) before it was ready:\n${exited.stderr}`);
+      if (Date.now() > deadline)
+        throw new Error(`crisp not ready after ${timeoutMs} ms:\n${this.stderrText.join('\n')}`);
       await new Promise((r) => setTimeout(r, 25));
     }
   }
@@ -135,7 +143,9 @@ export class RunningCrisp {
     return Promise.race([
       this.exited,
       new Promise<ExitResult>((_, reject) =>
-        setTimeout(() => reject(new Error(`crisp (pid ${this.child.pid}) did not exit in ${timeoutMs} ms`)), timeoutMs).unref(),
+        setTimeout(() => {
+          reject(new Error(`crisp (pid ${String(this.child.pid)}) did not exit in ${timeoutMs} ms`));
+        }, timeoutMs).unref(),
       ),
     ]);
   }
