@@ -1,2 +1,0 @@
-export const CRISP_VERSION = '0.1.0';
-//# sourceMappingURL=version.js.map
