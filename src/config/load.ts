@@ -44,6 +44,8 @@ export interface LoadConfigOptions {
   flags?: ConfigFlags;
   /** Defaults to process.env. */
   env?: NodeJS.ProcessEnv;
+  /** The file read when none is named; may be absent. Defaults to DEFAULT_CONFIG_FILE (tests change it). */
+  defaultFile?: string;
 }
 
 export interface LoadedConfig {
@@ -66,7 +68,7 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<LoadedCo
     origin = `environment ${CONFIG_FILE_ENV}`;
     named = fromEnv;
   }
-  const file = resolve(named ?? DEFAULT_CONFIG_FILE);
+  const file = resolve(named ?? opts.defaultFile ?? DEFAULT_CONFIG_FILE);
 
   const text = await readConfigFile(file, origin);
   const raw = text === undefined ? {} : parseConfigText(text, file);
@@ -128,7 +130,11 @@ export function parseConfigText(text: string, file: string): Record<string, unkn
     const where = `${file}:${err.line}:${err.column}`;
     const context = err.codeblock.trimEnd();
     const message = `${where}: TOML syntax error: ${reason}` + (context === '' ? '' : `\n${context}`);
-    return throwConfigError(message, { file, cause: err, problems: [`${where}: TOML syntax error: ${reason}`] });
+    return throwConfigError(message, {
+      file,
+      cause: err,
+      problems: [`${where}: TOML syntax error: ${reason}`],
+    });
   }
 }
 
@@ -148,7 +154,11 @@ interface Problem {
   line: string;
 }
 
-function issuesToError(issues: readonly Issue[], file: string, sources: ReadonlyMap<string, string>): ConfigError {
+function issuesToError(
+  issues: readonly Issue[],
+  file: string,
+  sources: ReadonlyMap<string, string>,
+): ConfigError {
   // A misspelt key is usually the root cause of the other complaints, so unknown keys come first.
   const ordered = [...issues].sort(
     (a, b) => Number(b.code === 'unrecognized_keys') - Number(a.code === 'unrecognized_keys'),
@@ -174,7 +184,9 @@ function describeIssue(issue: Issue, file: string, sources: ReadonlyMap<string, 
   const source = sourceOf(issue, sources) ?? file;
   const text = problemText(issue);
   if (source !== file) return [{ key, source, line: `${source}: ${text}` }];
-  return [{ key, source, line: key === undefined ? `${file}: ${text}` : `${file}: key ${quoteKey(key)}: ${text}` }];
+  return [
+    { key, source, line: key === undefined ? `${file}: ${text}` : `${file}: key ${quoteKey(key)}: ${text}` },
+  ];
 }
 
 /** The environment variable or flag that set the value at fault, if one did. */
@@ -275,7 +287,9 @@ function suggest(path: readonly PathSegment[], unknown: string): string {
   if (known.length === 0) return '';
   const ranked = known
     .map((k) => ({ k, d: editDistance(k, unknown) }))
-    .filter(({ k, d }) => d <= Math.max(2, Math.floor(k.length / 3)) || k.includes(unknown) || unknown.includes(k))
+    .filter(
+      ({ k, d }) => d <= Math.max(2, Math.floor(k.length / 3)) || k.includes(unknown) || unknown.includes(k),
+    )
     .sort((a, b) => a.d - b.d);
   const best = ranked[0];
   if (best !== undefined) return `; did you mean ${quoteKey(formatKey([...path, best.k]))}?`;
@@ -305,7 +319,8 @@ function unwrap(schema: z.core.$ZodType): z.core.$ZodType {
   let current = schema;
   for (;;) {
     if (current instanceof z.ZodDefault || current instanceof z.ZodPrefault) current = current.unwrap();
-    else if (current instanceof z.ZodPipe) current = current.out instanceof z.ZodTransform ? current.in : current.out;
+    else if (current instanceof z.ZodPipe)
+      current = current.out instanceof z.ZodTransform ? current.in : current.out;
     else return current;
   }
 }

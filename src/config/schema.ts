@@ -90,9 +90,12 @@ const listenAddress = z
       });
     }
   })
-  .transform((value) => normalizePath(value.startsWith(UNIX_SCHEME) ? value.slice(UNIX_SCHEME.length) : value));
+  .transform((value) =>
+    normalizePath(value.startsWith(UNIX_SCHEME) ? value.slice(UNIX_SCHEME.length) : value),
+  );
 
-const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const DNS_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 export interface HostPort {
   /** An IPv4 address, an IPv6 address without brackets, or a host name. */
@@ -122,7 +125,8 @@ export function parseHostPort(address: string): HostPort | string {
     portText = address.slice(colon + 1);
     if (host.includes(':')) return `IPv6 addresses must be written in brackets, e.g. [::1]:9547`;
     if (host === '') return `the host is missing; use 0.0.0.0:${portText} to listen on all IPv4 addresses`;
-    if (isIP(host) !== 4 && !DNS_NAME.test(host)) return `${JSON.stringify(host)} is not an IP address or host name`;
+    if (isIP(host) !== 4 && !DNS_NAME.test(host))
+      return `${JSON.stringify(host)} is not an IP address or host name`;
   }
   if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) > 65535) {
     return `port must be a number from 0 to 65535 (got ${JSON.stringify(portText)})`;
