@@ -3,10 +3,12 @@
  * registered (the generated *ServiceHandlers types make a missing one a compile error).
  */
 import { chmod } from 'node:fs/promises';
+import { createServer, type Server as NetServer } from 'node:net';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { RuntimeServiceHandlers } from '../generated/runtime/v1/RuntimeService.js';
 import type { ImageServiceHandlers } from '../generated/runtime/v1/ImageService.js';
 import { UnavailableError } from '../errors.js';
+import { AuthorityRepairStream } from './authority-repair.js';
 import type { CriContext } from './context.js';
 import { unary } from './handler.js';
 import { pendingImageHandlers, pendingRuntimeHandlers } from './pending.js';
@@ -48,24 +50,40 @@ export async function startCriServer(ctx: CriContext, socketPath: string): Promi
   server.addService(proto.runtime.v1.RuntimeService.service, runtimeHandlers(ctx));
   server.addService(proto.runtime.v1.ImageService.service, imageHandlers(ctx));
 
+  // crisp accepts connections itself and hands each to grpc-js through an authority-repairing
+  // stream, so that older Go clients work too (see authority-repair.ts).
+  const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+  const listener: NetServer = createServer((socket) => {
+    injector.injectConnection(
+      new AuthorityRepairStream(socket, () => {
+        ctx.metrics.authorityRepairs.inc();
+      }),
+    );
+  });
+
   await prepareSocketPath(socketPath);
   // The socket file is created with the process umask; make it 0660 from the first instant.
   const oldMask = process.umask(0o117);
   try {
     await new Promise<void>((resolve, reject) => {
-      server.bindAsync(`unix:${socketPath}`, ServerCredentials.createInsecure(), (err) => {
-        if (err)
-          reject(new UnavailableError(`cannot listen on ${socketPath}: ${err.message}`, { cause: err }));
-        else resolve();
+      listener.once('error', (err) => {
+        reject(new UnavailableError(`cannot listen on ${socketPath}: ${err.message}`, { cause: err }));
+      });
+      listener.listen(socketPath, () => {
+        resolve();
       });
     });
   } finally {
     process.umask(oldMask);
   }
+  listener.on('error', (err) => {
+    ctx.log.error({ err }, 'CRI socket error');
+  });
   await chmod(socketPath, 0o660);
 
   return {
     shutdown: async (graceMs) => {
+      listener.close();
       const graceful = new Promise<boolean>((resolve) => {
         server.tryShutdown(() => {
           resolve(true);

@@ -8,6 +8,7 @@ export interface CrispMetrics {
   registry: Registry;
   grpcRequests: Counter<'method' | 'code'>;
   grpcDuration: Histogram<'method'>;
+  authorityRepairs: Counter;
 }
 
 export function createMetrics(): CrispMetrics {
@@ -26,5 +27,10 @@ export function createMetrics(): CrispMetrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [registry],
   });
-  return { registry, grpcRequests, grpcDuration };
+  const authorityRepairs = new Counter({
+    name: 'crisp_grpc_authority_repairs_total',
+    help: 'HTTP/2 header blocks whose invalid :authority (older gRPC clients on unix sockets) crisp replaced.',
+    registers: [registry],
+  });
+  return { registry, grpcRequests, grpcDuration, authorityRepairs };
 }
