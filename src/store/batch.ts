@@ -30,11 +30,19 @@ export class StoreBatch {
 
   /** Written once, when the sandbox is created, together with its first state. */
   putSandboxConfig(config: RecordInput<'sandboxConfig'>): this {
-    return this.#push({ table: 'sandboxConfig', key: config.id, value: { ...config, v: recordVersions.sandboxConfig } });
+    return this.#push({
+      table: 'sandboxConfig',
+      key: config.id,
+      value: { ...config, v: recordVersions.sandboxConfig },
+    });
   }
 
   putSandboxState(id: string, state: RecordInput<'sandboxState'>): this {
-    return this.#push({ table: 'sandboxState', key: id, value: { ...state, v: recordVersions.sandboxState } });
+    return this.#push({
+      table: 'sandboxState',
+      key: id,
+      value: { ...state, v: recordVersions.sandboxState },
+    });
   }
 
   /** Deletes the sandbox's config and state (not its name: delName that too). */
@@ -53,7 +61,11 @@ export class StoreBatch {
   }
 
   putContainerState(id: string, state: RecordInput<'containerState'>): this {
-    return this.#push({ table: 'containerState', key: id, value: { ...state, v: recordVersions.containerState } });
+    return this.#push({
+      table: 'containerState',
+      key: id,
+      value: { ...state, v: recordVersions.containerState },
+    });
   }
 
   /** Deletes the container's config and state (not its name: delName that too). */

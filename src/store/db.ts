@@ -20,7 +20,8 @@ export const SCHEMA_VERSION_KEY = 'schema_version';
 export const sublevelNames = ['meta', 'sandboxes', 'containers', 'images', 'names', 'intents'] as const;
 export type SublevelName = (typeof sublevelNames)[number];
 
-type RootDb = Level<string, string>;
+/** String keys; values are utf8 at the root and JSON in every sublevel. */
+type RootDb = Level;
 
 function jsonSublevel(root: RootDb, name: SublevelName) {
   return root.sublevel<string, unknown>(name, { valueEncoding: 'json' });
@@ -37,6 +38,13 @@ export interface StateDb {
   /** The whole database; write through `root.batch([...{ sublevel }])` to span sublevels atomically. */
   readonly root: RootDb;
   readonly sublevels: Readonly<Record<SublevelName, JsonSublevel>>;
+  /**
+   * Damage LevelDB skipped while recovering its write-ahead log at this open, from its own LOG file
+   * (e.g. `.../000003.log: dropping 1116 bytes; Corruption: checksum mismatch`). LevelDB does not fail
+   * the open for that (classic-level does not expose paranoid_checks), and the records in those bytes
+   * are lost; the daemon should log these loudly. Empty when recovery was clean.
+   */
+  readonly recoveryWarnings: readonly string[];
   close(): Promise<void>;
 }
 
@@ -83,7 +91,7 @@ export async function openStateDb(location: string, opts: OpenStateDbOptions = {
 
   // Level opens itself on the next tick with default options (createIfMissing: true) unless open() is
   // called first, so nothing may be awaited between the constructor and open().
-  const root: RootDb = new Level<string, string>(location, { createIfMissing: create });
+  const root: RootDb = new Level(location, { createIfMissing: create });
   try {
     await root.open({ createIfMissing: create, errorIfExists: false });
   } catch (err) {
@@ -107,6 +115,7 @@ export async function openStateDb(location: string, opts: OpenStateDbOptions = {
     },
     root,
     sublevels,
+    recoveryWarnings: create ? [] : await readRecoveryWarnings(location),
     close: () => root.close(),
   };
 
@@ -133,7 +142,7 @@ async function readSchemaVersion(db: StateDb, target: number): Promise<number> {
       throw corruptError(db.location, `it holds data but no ${SCHEMA_VERSION_KEY}`);
     }
     // New (or created but never written, if a crash came right after creation).
-    await db.sublevels.meta.put(SCHEMA_VERSION_KEY, target, { sync: true });
+    await writeSchemaVersion(db, target);
     return target;
   }
   if (typeof stored !== 'number' || !Number.isInteger(stored) || stored < 1) {
@@ -171,8 +180,31 @@ async function migrateOnce(
       { cause: err, details: { location: db.location, from, to: step.to } },
     );
   }
-  await db.sublevels.meta.put(SCHEMA_VERSION_KEY, step.to, { sync: true });
+  await writeSchemaVersion(db, step.to);
   return step.to;
+}
+
+/** Through the root's batch: the sublevel's own put() has no `sync` option in level's types. */
+async function writeSchemaVersion(db: StateDb, version: number): Promise<void> {
+  await db.root.batch<string, unknown>(
+    [{ type: 'put', sublevel: db.sublevels.meta, key: SCHEMA_VERSION_KEY, value: version }],
+    { sync: true },
+  );
+}
+
+/** The lines of LevelDB's info log (LOG, rewritten at each open) that report skipped damage. */
+async function readRecoveryWarnings(location: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await fs.readFile(path.join(location, 'LOG'), 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter((line) => /\(ignoring error\)|Corruption/.test(line))
+    .map((line) => line.replace(/^\S+\s+\S+\s+/, '')) // timestamp and thread id
+    .slice(0, 20);
 }
 
 async function isAbsentOrEmpty(location: string): Promise<boolean> {
@@ -220,7 +252,10 @@ function openError(location: string, err: unknown): CrispError {
       { cause: err, details: { location, problem: 'locked' } },
     );
   }
-  if (code === 'LEVEL_CORRUPTION' || (code === 'LEVEL_IO_ERROR' && /No such file or directory/.test(detail))) {
+  if (
+    code === 'LEVEL_CORRUPTION' ||
+    (code === 'LEVEL_IO_ERROR' && /No such file or directory/.test(detail))
+  ) {
     return corruptError(location, detail, err);
   }
   return new FailedPreconditionError(`state database ${location} cannot be opened (${detail})`, {

@@ -12,25 +12,9 @@
  */
 import { z } from 'zod';
 
-/** `<kind>` of a table: what one LevelDB key holds. Sandboxes and containers have two parts each. */
+/** The kinds of record, one LevelDB key each; a sandbox or container is two of them (config, state). */
 export type TableName =
-  | 'sandboxConfig'
-  | 'sandboxState'
-  | 'containerConfig'
-  | 'containerState'
-  | 'image'
-  | 'name'
-  | 'intent';
-
-export const tableNames: readonly TableName[] = [
-  'sandboxConfig',
-  'sandboxState',
-  'containerConfig',
-  'containerState',
-  'image',
-  'name',
-  'intent',
-];
+  'sandboxConfig' | 'sandboxState' | 'containerConfig' | 'containerState' | 'image' | 'name' | 'intent';
 
 /** The current shape version of each record kind, stamped into `v` on every write. */
 export const recordVersions = {
@@ -43,7 +27,9 @@ export const recordVersions = {
   intent: 1,
 } as const satisfies Record<TableName, number>;
 
-const nanos = z.string().regex(/^(0|[1-9][0-9]*)$/, 'expected nanoseconds since the epoch as a decimal string');
+const nanos = z
+  .string()
+  .regex(/^(0|[1-9][0-9]*)$/, 'expected nanoseconds since the epoch as a decimal string');
 /** Ids become key prefixes (`<id>/config`), so they may not contain '/'. */
 const recordId = z
   .string()
