@@ -72,6 +72,12 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
     const store = new LevelStateStore(paths.stateDb);
     await store.open();
     undo.push(() => store.close());
+    for (const warning of store.recoveryWarnings) {
+      log.error(
+        { db: paths.stateDb, warning },
+        'state database recovered with data loss; kubelet will recreate what is missing',
+      );
+    }
 
     const metrics = createMetrics();
     const inflight = new InflightTracker();
