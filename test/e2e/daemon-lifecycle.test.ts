@@ -3,7 +3,7 @@
  * instance, bad config, and the CLI's own commands.
  */
 import assert from 'node:assert/strict';
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { connectCri } from './harness/cri-client.js';
 import {
@@ -105,6 +105,43 @@ describe('daemon lifecycle', () => {
       assert.equal(await readFile(dirs.socket, 'utf8'), 'precious');
     } finally {
       await removeTestDirs(dirs);
+    }
+  });
+
+  it('keeps its state database across restarts and refuses a corrupt one, leaving it in place', async () => {
+    const first = await startCrisp();
+    try {
+      assert.equal((await first.stop()).code, 0);
+      // A clean restart opens the same database.
+      const second = spawnCrisp(first.dirs);
+      await second.ready();
+      assert.equal((await second.stop()).code, 0);
+
+      const db = `${first.dirs.root}/state`;
+      await rm(`${db}/CURRENT`);
+      const third = spawnCrisp(first.dirs);
+      const exit = await third.waitExit();
+      assert.equal(exit.code, 1);
+      assert.ok(exit.stderr.includes(`state database ${db} is corrupt`), exit.stderr);
+      assert.ok(
+        (await readdir(db)).some((f) => f.endsWith('.ldb') || f.startsWith('MANIFEST')),
+        'old files kept',
+      );
+      assert.equal(await exists(`${db}/CURRENT`), false, 'not silently recreated');
+    } finally {
+      await removeTestDirs(first.dirs);
+    }
+  });
+
+  it('reports the systemd cgroup driver when configured', async () => {
+    const crisp = await startCrisp(undefined, 'cgroup_driver = "systemd"');
+    try {
+      const cri = await connectCri(crisp.dirs.socket);
+      assert.equal((await cri.runtime.RuntimeConfig({})).linux?.cgroup_driver, 'SYSTEMD');
+      cri.close();
+    } finally {
+      await crisp.stop();
+      await removeTestDirs(crisp.dirs);
     }
   });
 
