@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, configToToml, defaultConfig, loadConfig } from './config/index.js';
 import { startDaemon } from './daemon.js';
 import { CrispError } from './errors.js';
-import { createLogger, type Logger } from './log/logger.js';
+import { createLogger, flushLogs, type Logger } from './log/logger.js';
 import { LockHeldError } from './util/instance-lock.js';
 import { CRISP_VERSION } from './version.js';
 
@@ -110,7 +110,10 @@ async function main(argv: string[]): Promise<void> {
   try {
     daemon = await startDaemon(config, log);
   } catch (err) {
-    log.flush();
+    if (!(err instanceof CrispError) && !(err instanceof LockHeldError)) {
+      log.fatal({ err }, 'crisp failed to start');
+    }
+    await flushLogs(log);
     if (err instanceof LockHeldError) {
       fail(
         1,
@@ -118,31 +121,30 @@ async function main(argv: string[]): Promise<void> {
       );
     }
     if (err instanceof CrispError) fail(1, err.message);
-    log.fatal({ err }, 'crisp failed to start');
-    log.flush();
     fail(1, `failed to start: ${(err as Error).message}`);
   }
 
   const started = daemon;
+  const exit = (code: number): void => {
+    void flushLogs(log).then(() => process.exit(code));
+  };
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     signals += 1;
     if (signals > 1) {
       log.warn({ signal }, 'second signal: exiting without a clean shutdown');
-      log.flush();
-      process.exit(1);
+      exit(1);
+      return;
     }
     log.info({ signal }, 'shutting down');
     started.stop().then(
       () => {
         log.info('crisp stopped');
-        log.flush();
-        process.exit(0);
+        exit(0);
       },
       (err: unknown) => {
         log.error({ err }, 'shutdown failed');
-        log.flush();
-        process.exit(1);
+        exit(1);
       },
     );
   };
@@ -153,13 +155,12 @@ async function main(argv: string[]): Promise<void> {
 /**
  * An exception nobody caught leaves the daemon in an unknown state: log it and exit so the
  * service manager restarts a clean process (recovery rebuilds state from the store). A stray
- * rejected promise is logged and counted but does not take the node's runtime down.
+ * rejected promise is logged but does not take the node's runtime down.
  */
 function installCrashHandlers(log: Logger): void {
   process.on('uncaughtException', (err) => {
     log.fatal({ err }, 'uncaught exception; exiting');
-    log.flush();
-    process.exit(1);
+    void flushLogs(log).then(() => process.exit(1));
   });
   process.on('unhandledRejection', (reason) => {
     log.error({ err: reason }, 'unhandled promise rejection');

@@ -34,3 +34,14 @@ export function createLogger(opts: LoggerOptions): Logger {
   }
   return pino(base, pino.destination({ fd, sync: false }));
 }
+
+/** Waits (at most `timeoutMs`) until buffered log lines are written, e.g. before process.exit. */
+export function flushLogs(log: Logger, timeoutMs = 2_000): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    log.flush(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
