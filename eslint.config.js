@@ -37,6 +37,11 @@ export default tseslint.config(
           selector: 'CallExpression[callee.property.name=/Sync$/][callee.object.name=/^(fs|child_process)$/]',
           message: 'No synchronous fs or child_process calls: they block the event loop.',
         },
+        {
+          selector:
+            'ImportDeclaration[source.value=/^(node:)?(fs|child_process)$/] > ImportSpecifier[imported.name=/Sync$/]',
+          message: 'No synchronous fs or child_process calls: they block the event loop.',
+        },
       ],
     },
   },

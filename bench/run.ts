@@ -62,7 +62,7 @@ async function memoryOf(pid: number): Promise<{ rssMiB: number; peakMiB: number 
 async function main(): Promise<void> {
   const dirs = await makeTestDirs('crisp-bench-');
   // Debug logging would measure the logger; bench at the default level.
-  await writeTestConfig(dirs, '', 'info');
+  await writeTestConfig(dirs, { logLevel: 'info' });
 
   const t0 = performance.now();
   const crisp = spawnCrisp(dirs);

@@ -7,7 +7,7 @@
 import type { handleServerStreamingCall, handleUnaryCall } from '@grpc/grpc-js';
 import type { RuntimeServiceHandlers } from '../generated/runtime/v1/RuntimeService.js';
 import type { ImageServiceHandlers } from '../generated/runtime/v1/ImageService.js';
-import { UnimplementedError } from '../errors.js';
+import { InvalidArgumentError, UnimplementedError } from '../errors.js';
 import type { CriContext } from './context.js';
 import { serverStream, unary } from './handler.js';
 import { requireMessage, requireString } from './validate.js';
@@ -56,7 +56,7 @@ const imageRef = (r: { image: { image: string } | null }): void => {
 };
 const command = (r: { container_id: string; cmd: string[] }): void => {
   containerId(r);
-  if (r.cmd.length === 0) requireString('', 'cmd');
+  if (r.cmd.length === 0) throw new InvalidArgumentError('cmd', 'required, got an empty command');
 };
 
 /** RuntimeService RPCs without an implementation yet; server.ts must provide every other one. */

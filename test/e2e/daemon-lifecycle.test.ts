@@ -133,12 +133,14 @@ describe('daemon lifecycle', () => {
     }
   });
 
-  it('reports the systemd cgroup driver when configured', async () => {
-    const crisp = await startCrisp(undefined, 'cgroup_driver = "systemd"');
+  it('reports the systemd cgroup driver, and serves no metrics when metrics_address is empty', async () => {
+    const crisp = await startCrisp(undefined, { extraToml: 'cgroup_driver = "systemd"', metricsAddress: '' });
     try {
       const cri = await connectCri(crisp.dirs.socket);
       assert.equal((await cri.runtime.RuntimeConfig({})).linux?.cgroup_driver, 'SYSTEMD');
       cri.close();
+      const ready = crisp.logs.find((l) => l.msg === 'crisp is ready');
+      assert.equal(ready?.metricsAddress, null, 'no metrics endpoint');
     } finally {
       await crisp.stop();
       await removeTestDirs(crisp.dirs);
@@ -148,16 +150,22 @@ describe('daemon lifecycle', () => {
   it('exits 2 on an invalid config, naming the key and the file', async () => {
     const dirs = await makeTestDirs();
     try {
-      await writeTestConfig(dirs, 'no_such_key = 1');
+      await writeTestConfig(dirs, { extraToml: 'no_such_key = 1' });
       const unknown = await runCrisp(['--config', dirs.configFile]);
       assert.equal(unknown.code, 2);
       assert.ok(unknown.stderr.includes(dirs.configFile), unknown.stderr);
       assert.match(unknown.stderr, /no_such_key/);
 
-      await writeTestConfig(dirs, 'log_level = 7');
+      await writeTestConfig(dirs, { extraToml: 'conmon_path = 7' });
       const wrongType = await runCrisp(['--config', dirs.configFile]);
       assert.equal(wrongType.code, 2);
-      assert.match(wrongType.stderr, /log_level/);
+      assert.match(wrongType.stderr, /conmon_path/);
+      assert.match(wrongType.stderr, /string/);
+
+      await writeTestConfig(dirs);
+      const badPath = await runCrisp(['--config', dirs.configFile, '--root', 'relative/dir']);
+      assert.equal(badPath.code, 2);
+      assert.match(badPath.stderr, /--root: must be an absolute path/);
 
       const badFlag = await runCrisp(['--config', dirs.configFile, '--nope']);
       assert.equal(badFlag.code, 2);

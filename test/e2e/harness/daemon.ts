@@ -39,16 +39,24 @@ export async function makeTestDirs(prefix = 'crisp-e2e-'): Promise<TestDirs> {
   };
 }
 
-/** A config file for the test daemon; `extra` is appended verbatim (TOML). */
-export async function writeTestConfig(dirs: TestDirs, extra = '', logLevel = 'debug'): Promise<void> {
+export interface TestConfigOptions {
+  /** Top-level TOML lines added to the config. */
+  extraToml?: string;
+  logLevel?: string;
+  /** Defaults to an ephemeral loopback port; "" disables the endpoint. */
+  metricsAddress?: string;
+}
+
+/** Writes the test daemon's config file. */
+export async function writeTestConfig(dirs: TestDirs, opts: TestConfigOptions = {}): Promise<void> {
   const toml = [
     `listen = ${JSON.stringify(dirs.socket)}`,
     `root_dir = ${JSON.stringify(dirs.root)}`,
     `run_dir = ${JSON.stringify(dirs.run)}`,
-    `log_level = ${JSON.stringify(logLevel)}`,
+    `log_level = ${JSON.stringify(opts.logLevel ?? 'debug')}`,
     'log_format = "json"',
-    'metrics_address = "127.0.0.1:0"',
-    extra,
+    `metrics_address = ${JSON.stringify(opts.metricsAddress ?? '127.0.0.1:0')}`,
+    opts.extraToml ?? '',
     '[network]',
     `cni_conf_dir = ${JSON.stringify(dirs.cniConfDir)}`,
     '',
@@ -174,9 +182,9 @@ export function spawnCrisp(dirs: TestDirs, args: string[] = ['--config', dirs.co
 }
 
 /** Writes a config, starts crisp and waits until it serves. */
-export async function startCrisp(dirs?: TestDirs, extraToml = ''): Promise<RunningCrisp> {
+export async function startCrisp(dirs?: TestDirs, opts: TestConfigOptions = {}): Promise<RunningCrisp> {
   const d = dirs ?? (await makeTestDirs());
-  await writeTestConfig(d, extraToml);
+  await writeTestConfig(d, opts);
   const crisp = spawnCrisp(d);
   await crisp.ready();
   return crisp;
