@@ -5,13 +5,16 @@ SHELL := /bin/bash
 NODE_TEST := node --test --test-reporter=spec
 export NODE_OPTIONS := --enable-source-maps
 
-.PHONY: help deps proto build lint typecheck unit e2e test run bench install clean
+.PHONY: help deps deps-test proto build lint typecheck unit e2e test run bench install clean
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 deps: ## install system packages (apt) and node modules when missing
 	@scripts/install-deps.sh
+
+deps-test: ## also install what the tests need (registry server, htpasswd, busybox-static)
+	@scripts/install-deps.sh --with-test
 
 proto: deps ## generate TypeScript types from proto/ into src/generated/
 	@rm -rf src/generated
@@ -34,15 +37,15 @@ typecheck: proto ## tsc --noEmit
 unit: build ## unit tests (node:test), beside the code in src/
 	@$(NODE_TEST) $$(find dist/src -name '*.test.js' | sort)
 
-e2e: build ## end-to-end tests against the real daemon binary (root)
+e2e: deps-test build ## end-to-end tests against the real daemon binary (root)
 	@$(NODE_TEST) --test-concurrency=1 $$(find dist/test/e2e -name '*.test.js' | sort)
 
-test: lint typecheck unit e2e ## everything CI runs: lint, typecheck, unit and e2e tests
+test: deps-test lint typecheck unit e2e ## everything CI runs: lint, typecheck, unit and e2e tests
 
 run: build ## start crisp in the foreground with /etc/crisp/crisp.toml (defaults if missing)
 	./bin/crisp
 
-bench: build ## latency percentiles and memory for the CRI operations
+bench: deps-test build ## latency percentiles and memory for the CRI operations
 	@node dist/bench/run.js
 
 install: build ## install crisp, its config and the systemd unit under /usr/local and /etc

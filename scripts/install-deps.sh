@@ -5,7 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Runtime dependencies of the daemon (later issues add to this list).
-APT_PACKAGES=(runc conmon containernetworking-plugins iptables catatonit)
+APT_PACKAGES=(runc conmon containernetworking-plugins iptables catatonit attr zstd)
+# What only the tests need: a registry server, htpasswd for its basic auth, busybox for test images.
+TEST_APT_PACKAGES=(docker-registry apache2-utils busybox-static)
+[ "${1:-}" = "--with-test" ] && APT_PACKAGES+=("${TEST_APT_PACKAGES[@]}")
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then
