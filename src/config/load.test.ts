@@ -114,7 +114,12 @@ describe('loadConfig', () => {
       conmon_path: '/usr/bin/conmon',
       default_runtime: 'runc',
       runtimes: { runc: { path: '/usr/sbin/runc' } },
-      image: { registries_config: '/etc/containers/registries.conf', auth_file: '', pause_image: '' },
+      image: {
+        registries_config: '/etc/containers/registries.conf',
+        auth_file: '',
+        pause_image: '',
+        pull_timeout_seconds: 600,
+      },
       network: { cni_conf_dir: '/etc/cni/net.d', cni_bin_dirs: ['/opt/cni/bin', '/usr/lib/cni'] },
       streaming: { address: '127.0.0.1', port: 0 },
     };
@@ -152,6 +157,7 @@ describe('loadConfig', () => {
         registries_config: '/etc/crisp/registries.conf',
         auth_file: '/etc/crisp/auth.json',
         pause_image: 'registry.k8s.io/pause:3.10',
+        pull_timeout_seconds: 600,
       },
       network: { cni_conf_dir: '/etc/crisp/cni', cni_bin_dirs: ['/usr/libexec/cni'] },
       streaming: { address: '::1', port: 10010 },

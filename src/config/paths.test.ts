@@ -13,7 +13,9 @@ describe('derivePaths', () => {
       exitsDir: '/run/crisp/exits',
       attachDir: '/run/crisp/attach',
       netnsDir: '/run/crisp/netns',
+      tmpDir: '/var/lib/crisp/tmp',
       pidFile: '/run/crisp/crisp.pid',
+      adminSocket: '/run/crisp/admin.sock',
     });
   });
 

@@ -22,8 +22,12 @@ export interface CrispPaths {
   readonly attachDir: string;
   /** Pinned network namespaces. */
   readonly netnsDir: string;
+  /** Scratch space on the root filesystem (archive imports); emptied at start. */
+  readonly tmpDir: string;
   /** The daemon's pid file. */
   readonly pidFile: string;
+  /** The operator's admin socket (`crisp image import` talks to it). */
+  readonly adminSocket: string;
 }
 
 export function derivePaths(config: Pick<CrispConfig, 'root_dir' | 'run_dir'>): CrispPaths {
@@ -38,6 +42,8 @@ export function derivePaths(config: Pick<CrispConfig, 'root_dir' | 'run_dir'>): 
     exitsDir: run('exits'),
     attachDir: run('attach'),
     netnsDir: run('netns'),
+    tmpDir: root('tmp'),
     pidFile: run('crisp.pid'),
+    adminSocket: run('admin.sock'),
   });
 }

@@ -191,6 +191,7 @@ export const imageSchema = z
     registries_config: absolutePath.default('/etc/containers/registries.conf'),
     auth_file: optionalAbsolutePath.default(''),
     pause_image: z.string().default(''),
+    pull_timeout_seconds: z.number().int().min(1).max(86_400).default(600),
   })
   .strict();
 

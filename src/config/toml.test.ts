@@ -36,6 +36,7 @@ const custom: CrispConfig = {
     registries_config: '/etc/registries.conf',
     auth_file: '/root/auth.json',
     pause_image: 'pause:3.10',
+    pull_timeout_seconds: 120,
   },
   network: { cni_conf_dir: '/etc/cni/net.d', cni_bin_dirs: ['/a "quoted" dir', '/b'] },
   streaming: { address: '::', port: 10010 },
