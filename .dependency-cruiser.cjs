@@ -24,6 +24,7 @@ module.exports = {
       'generated/',
       'util/',
     ]),
+    layer('admin/', ['image/', 'errors', 'log/', 'util/']),
     layer('streaming/', ['container/', 'sandbox/', 'errors', 'log/', 'util/']),
     layer('sandbox/', ['container/', 'netns/', 'image/', 'store/', 'errors', 'log/', 'util/']),
     layer('container/', ['oci/', 'image/', 'store/', 'errors', 'log/', 'util/']),

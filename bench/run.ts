@@ -6,6 +6,10 @@
 import { readFile } from 'node:fs/promises';
 import { connectCri, type CriClients } from '../test/e2e/harness/cri-client.js';
 import { makeTestDirs, removeTestDirs, spawnCrisp, writeTestConfig } from '../test/e2e/harness/daemon.js';
+import { startRegistry } from '../test/e2e/harness/registry.js';
+import { bigImage, busyboxImage } from '../test/e2e/harness/test-images.js';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 2000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
@@ -61,8 +65,17 @@ async function memoryOf(pid: number): Promise<{ rssMiB: number; peakMiB: number 
 
 async function main(): Promise<void> {
   const dirs = await makeTestDirs('crisp-bench-');
+  const registry = await startRegistry();
+  const big = await bigImage(200, 4);
+  await registry.push('bench/big', '1', big);
+  await registry.push('bench/busybox', '1', await busyboxImage());
+  const registriesConf = join(dirs.base, 'registries.conf');
+  await writeFile(registriesConf, `[[registry]]\nlocation = "${registry.host}"\ninsecure = true\n`);
   // Debug logging would measure the logger; bench at the default level.
-  await writeTestConfig(dirs, { logLevel: 'info' });
+  await writeTestConfig(dirs, {
+    logLevel: 'info',
+    extraToml: `[image]\nregistries_config = ${JSON.stringify(registriesConf)}`,
+  });
 
   const t0 = performance.now();
   const crisp = spawnCrisp(dirs);
@@ -103,6 +116,8 @@ async function main(): Promise<void> {
   } finally {
     cri?.close();
     await crisp.stop();
+    await registry.stop();
+    await big.dispose();
     await removeTestDirs(dirs);
   }
 }

@@ -14,6 +14,9 @@ import { InflightTracker } from './metrics/inflight.js';
 import { createMetrics } from './metrics/registry.js';
 import { checkCniConfigDir } from './netns/cni-config-check.js';
 import { checkRuntimeBinaries } from './oci/runtime-check.js';
+import { startAdminServer } from './admin/admin-server.js';
+import { buildImageService, type ImageEngineSettings } from './image/build.js';
+import { BUILTIN_PAUSE_IMAGE } from './image/pause.js';
 import { LevelStateStore } from './store/state-store.js';
 import { acquireInstanceLock, type InstanceLock } from './util/instance-lock.js';
 import { CRISP_VERSION } from './version.js';
@@ -41,6 +44,18 @@ function runtimeInfo(config: CrispConfig, extra: () => Record<string, unknown>):
   };
 }
 
+export function imageSettings(config: CrispConfig): ImageEngineSettings {
+  const paths = derivePaths(config);
+  return {
+    blobsDir: paths.blobsDir,
+    layersDir: paths.layersDir,
+    registriesConfig: config.image.registries_config,
+    authFile: config.image.auth_file,
+    pullTimeoutSeconds: config.image.pull_timeout_seconds,
+    userAgent: `crisp/${CRISP_VERSION}`,
+  };
+}
+
 /** Runs `steps` in reverse, logging (not throwing) failures, so every step gets its chance. */
 async function unwind(log: Logger, steps: (() => Promise<unknown>)[]): Promise<void> {
   for (const step of steps.reverse()) {
@@ -65,6 +80,8 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
     undo.push(() => rootLock.release());
     const socketLock = await acquireInstanceLock(`socket ${config.listen}`, `listen:${config.listen}`);
     undo.push(() => socketLock.release());
+    const runLock = await acquireInstanceLock(`run_dir ${config.run_dir}`, `run:${config.run_dir}`);
+    undo.push(() => runLock.release());
 
     await mkdir(config.root_dir, { recursive: true, mode: 0o711 });
     await mkdir(config.run_dir, { recursive: true, mode: 0o755 });
@@ -81,11 +98,35 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
 
     const metrics = createMetrics();
     const inflight = new InflightTracker();
+
+    const images = buildImageService(imageSettings(config), store, log, {
+      pullFinished: (result, seconds) => {
+        metrics.imagePulls.inc({ result });
+        metrics.imagePullDuration.observe(seconds);
+      },
+      pullBytes: (n) => {
+        metrics.imagePullBytes.inc(n);
+      },
+    });
+    await rm(paths.tmpDir, { recursive: true, force: true });
+    await images.init();
+    if (config.image.pause_image === '') {
+      try {
+        const id = await images.ensureBuiltinPause();
+        log.info({ image: BUILTIN_PAUSE_IMAGE, id }, 'built-in pause image ready');
+      } catch (err) {
+        log.error(
+          { err },
+          'could not build the built-in pause image: pods cannot start until catatonit is installed (make deps)',
+        );
+      }
+    }
+
     const verboseInfo = (): Record<string, unknown> => ({
       config,
       daemon: { pid: process.pid, configDigest: digest, startedAt: new Date(startedAt).toISOString() },
     });
-    const ctx: CriContext = { log, metrics, inflight, runtime: runtimeInfo(config, verboseInfo) };
+    const ctx: CriContext = { log, metrics, inflight, runtime: runtimeInfo(config, verboseInfo), images };
 
     let metricsServer: MetricsServer | undefined;
     if (config.metrics_address !== '') {
@@ -100,6 +141,7 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
           uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
           inflight: inflight.snapshot(),
           store: store.stats(),
+          images: images.debugState(),
         }),
       });
       const ms = metricsServer;
@@ -113,6 +155,13 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
       const { forced } = await cri.shutdown(SHUTDOWN_GRACE_MS);
       if (forced)
         log.warn({ graceMs: SHUTDOWN_GRACE_MS }, 'in-flight RPCs did not finish in time; cancelled them');
+    });
+
+    await rm(paths.adminSocket, { force: true });
+    const admin = await startAdminServer(paths.adminSocket, { images, scratchDir: paths.tmpDir, log });
+    undo.push(async () => {
+      await admin.close();
+      await rm(paths.adminSocket, { force: true });
     });
 
     await mkdir(dirname(paths.pidFile), { recursive: true });

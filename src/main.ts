@@ -10,6 +10,7 @@
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, configToToml, defaultConfig, loadConfig } from './config/index.js';
+import { imageImport } from './cli/image-import.js';
 import { startDaemon } from './daemon.js';
 import { CrispError } from './errors.js';
 import { createLogger, flushLogs, type Logger } from './log/logger.js';
@@ -20,6 +21,9 @@ const USAGE = `Usage:
   crisp [options]              run the CRI runtime daemon in the foreground
   crisp config [options]       print the effective configuration as TOML
   crisp config --default       print the built-in default configuration
+  crisp image import PATH [--name REF]
+                               load an OCI layout directory or an image archive
+                               (docker save / OCI tar) into the image store
   crisp --version | --help
 
 Options (override the config file, which overrides the defaults):
@@ -53,6 +57,7 @@ async function main(argv: string[]): Promise<void> {
         'log-level': { type: 'string' },
         'metrics-address': { type: 'string' },
         default: { type: 'boolean' },
+        name: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -70,9 +75,11 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const [command, ...rest] = positionals;
-  if (rest.length > 0 || (command !== undefined && command !== 'config')) {
+  const isImageImport = command === 'image' && rest[0] === 'import' && rest.length === 2;
+  if (!isImageImport && (rest.length > 0 || (command !== undefined && command !== 'config'))) {
     fail(2, `unknown command ${JSON.stringify(positionals.join(' '))}\n\n${USAGE}`);
   }
+  if (values.name !== undefined && !isImageImport) fail(2, '--name goes with image import');
   if (values.default && command !== 'config') fail(2, '--default goes with the config command');
   if (command === 'config' && values.default) {
     process.stdout.write(configToToml(defaultConfig()));
@@ -99,6 +106,19 @@ async function main(argv: string[]): Promise<void> {
   }
 
   const { config } = loaded;
+  if (isImageImport) {
+    const log = createLogger({ level: 'warn', format: config.log_format });
+    try {
+      const lines = await imageImport(config, rest[1] ?? '', values.name, log);
+      process.stdout.write(lines.map((l) => `${l}\n`).join(''));
+      return;
+    } catch (err) {
+      await flushLogs(log);
+      if (err instanceof LockHeldError)
+        fail(1, `${err.message}: is the daemon starting or stopping? try again`);
+      fail(1, err instanceof Error ? err.message : String(err));
+    }
+  }
   const log = createLogger({ level: config.log_level, format: config.log_format });
   log.info(
     { configFile: loaded.file, configFileFound: loaded.fileFound, version: CRISP_VERSION },

@@ -5,6 +5,7 @@
 import type { Logger } from '../log/logger.js';
 import type { CrispMetrics } from '../metrics/registry.js';
 import type { InflightTracker } from '../metrics/inflight.js';
+import type { ImageService } from '../image/service.js';
 
 /** One readiness condition as the runtime sees it. */
 export interface Readiness {
@@ -38,4 +39,5 @@ export interface CriContext {
   metrics: CrispMetrics;
   inflight: InflightTracker;
   runtime: RuntimeInfo;
+  images: ImageService;
 }

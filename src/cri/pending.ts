@@ -6,7 +6,6 @@
  */
 import type { handleServerStreamingCall, handleUnaryCall } from '@grpc/grpc-js';
 import type { RuntimeServiceHandlers } from '../generated/runtime/v1/RuntimeService.js';
-import type { ImageServiceHandlers } from '../generated/runtime/v1/ImageService.js';
 import { InvalidArgumentError, UnimplementedError } from '../errors.js';
 import type { CriContext } from './context.js';
 import { serverStream, unary } from './handler.js';
@@ -50,9 +49,6 @@ const sandboxId = (r: { pod_sandbox_id: string }): void => {
 };
 const containerId = (r: { container_id: string }): void => {
   requireString(r.container_id, 'container_id');
-};
-const imageRef = (r: { image: { image: string } | null }): void => {
-  requireString(requireMessage(r.image, 'image').image, 'image.image');
 };
 const command = (r: { container_id: string; cmd: string[] }): void => {
   containerId(r);
@@ -143,23 +139,5 @@ export function pendingRuntimeHandlers(ctx: CriContext): {
     ListPodSandboxMetrics: pendingUnary(ctx, s, 'ListPodSandboxMetrics', stats),
     StreamPodSandboxMetrics: pendingStream(ctx, s, 'StreamPodSandboxMetrics', stats),
     UpdatePodSandboxResources: pendingUnary(ctx, s, 'UpdatePodSandboxResources', pods, sandboxId),
-  };
-}
-
-export type PendingImageMethod =
-  'ListImages' | 'StreamImages' | 'ImageStatus' | 'PullImage' | 'RemoveImage' | 'ImageFsInfo';
-
-export function pendingImageHandlers(ctx: CriContext): {
-  [M in PendingImageMethod]: ImageServiceHandlers[M];
-} {
-  const s = 'ImageService';
-  const images = 'image pulls and the image store';
-  return {
-    ListImages: pendingUnary(ctx, s, 'ListImages', images),
-    StreamImages: pendingStream(ctx, s, 'StreamImages', images),
-    ImageStatus: pendingUnary(ctx, s, 'ImageStatus', images, imageRef),
-    PullImage: pendingUnary(ctx, s, 'PullImage', images, imageRef),
-    RemoveImage: pendingUnary(ctx, s, 'RemoveImage', images, imageRef),
-    ImageFsInfo: pendingUnary(ctx, s, 'ImageFsInfo', images),
   };
 }

@@ -10,8 +10,13 @@ import type { ImageServiceHandlers } from '../generated/runtime/v1/ImageService.
 import { UnavailableError } from '../errors.js';
 import { AuthorityRepairStream } from './authority-repair.js';
 import type { CriContext } from './context.js';
-import { unary } from './handler.js';
-import { pendingImageHandlers, pendingRuntimeHandlers } from './pending.js';
+import { serverStream, unary } from './handler.js';
+import { imageFsInfo } from './image/image-fs-info.js';
+import { imageStatus } from './image/image-status.js';
+import { listImages, streamImages } from './image/list-images.js';
+import { pullImage } from './image/pull-image.js';
+import { removeImage } from './image/remove-image.js';
+import { pendingRuntimeHandlers } from './pending.js';
 import { loadCriProto } from './proto.js';
 import { runtimeConfig } from './runtime/runtime-config.js';
 import { status } from './runtime/status.js';
@@ -36,8 +41,14 @@ export function runtimeHandlers(ctx: CriContext): RuntimeServiceHandlers {
 }
 
 export function imageHandlers(ctx: CriContext): ImageServiceHandlers {
+  const { images } = ctx;
   return {
-    ...pendingImageHandlers(ctx),
+    ListImages: unary(ctx, 'ListImages', listImages(images)),
+    StreamImages: serverStream(ctx, 'StreamImages', streamImages(images)),
+    ImageStatus: unary(ctx, 'ImageStatus', imageStatus(images)),
+    PullImage: unary(ctx, 'PullImage', pullImage(images)),
+    RemoveImage: unary(ctx, 'RemoveImage', removeImage(images)),
+    ImageFsInfo: unary(ctx, 'ImageFsInfo', imageFsInfo(images)),
   };
 }
 

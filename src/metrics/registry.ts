@@ -9,6 +9,9 @@ export interface CrispMetrics {
   grpcRequests: Counter<'method' | 'code'>;
   grpcDuration: Histogram<'method'>;
   authorityRepairs: Counter;
+  imagePulls: Counter<'result'>;
+  imagePullBytes: Counter;
+  imagePullDuration: Histogram;
 }
 
 export function createMetrics(): CrispMetrics {
@@ -32,5 +35,30 @@ export function createMetrics(): CrispMetrics {
     help: 'HTTP/2 header blocks whose invalid :authority (older gRPC clients on unix sockets) crisp replaced.',
     registers: [registry],
   });
-  return { registry, grpcRequests, grpcDuration, authorityRepairs };
+  const imagePulls = new Counter({
+    name: 'crisp_image_pulls_total',
+    help: 'Image pulls finished, by result (success or failure).',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  const imagePullBytes = new Counter({
+    name: 'crisp_image_pull_bytes_total',
+    help: 'Layer bytes downloaded from registries.',
+    registers: [registry],
+  });
+  const imagePullDuration = new Histogram({
+    name: 'crisp_image_pull_duration_seconds',
+    help: 'Time a whole image pull took, successful or not.',
+    buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800],
+    registers: [registry],
+  });
+  return {
+    registry,
+    grpcRequests,
+    grpcDuration,
+    authorityRepairs,
+    imagePulls,
+    imagePullBytes,
+    imagePullDuration,
+  };
 }

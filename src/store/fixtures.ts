@@ -52,6 +52,29 @@ export function image(id: string): RecordInput<'image'> {
     repoTags: ['docker.io/library/nginx:1.27'],
     repoDigests: [`docker.io/library/nginx@${id}`],
     size: '73400320',
+    layers: [
+      {
+        digest: `sha256:${testId('layer-blob')}`,
+        diffId: `sha256:${testId('layer-diff')}`,
+        mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+        size: 73400000,
+      },
+    ],
+    blobs: [`sha256:${testId('manifest')}`],
+    run: {
+      user: '',
+      env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+      entrypoint: ['/docker-entrypoint.sh'],
+      cmd: ['nginx', '-g', 'daemon off;'],
+      workingDir: '/',
+      stopSignal: 'SIGQUIT',
+      volumes: [],
+      exposedPorts: ['80/tcp'],
+      labels: {},
+    },
+    os: 'linux',
+    architecture: 'amd64',
+    pinned: false,
     createdAt: T0,
   };
 }

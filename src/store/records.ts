@@ -130,15 +130,55 @@ export type ContainerStateRecord = z.output<typeof containerStateSchema>;
 
 // --- images, names, intents ----------------------------------------------------------------------
 
+const digest = z
+  .string()
+  .regex(/^sha(256:[0-9a-f]{64}|512:[0-9a-f]{128})$/, 'expected a sha256/sha512 digest');
+
+/** One layer of an image: the blob as pulled and the unpacked tar it must hash to. */
+const imageLayerSchema = z
+  .object({
+    digest,
+    diffId: digest,
+    mediaType: z.string(),
+    size: int.nonnegative(),
+  })
+  .readonly();
+
+/** What the image config says about running it. */
+const imageRunSchema = z
+  .object({
+    user: z.string(),
+    env: z.array(z.string()).readonly(),
+    entrypoint: z.array(z.string()).readonly(),
+    cmd: z.array(z.string()).readonly(),
+    workingDir: z.string(),
+    stopSignal: z.string(),
+    volumes: z.array(z.string()).readonly(),
+    exposedPorts: z.array(z.string()).readonly(),
+    labels: stringMap,
+  })
+  .readonly();
+
 export const imageSchema = z
   .object({
     v: z.literal(recordVersions.image),
     /** The image id: the config digest, `sha256:<hex>`. */
     id: recordId,
+    /** Fully qualified tags, e.g. docker.io/library/busybox:latest. */
     repoTags: z.array(z.string()).readonly(),
+    /** name@digest of the manifest (or index) each pull resolved. */
     repoDigests: z.array(z.string()).readonly(),
-    /** Bytes, as a decimal string (uint64 in the CRI). */
+    /** Bytes, as a decimal string (uint64 in the CRI): config plus compressed layers. */
     size: z.string().regex(/^(0|[1-9][0-9]*)$/, 'expected a decimal byte count'),
+    /** Base layer first. */
+    layers: z.array(imageLayerSchema).readonly(),
+    /** Blobs this image holds in the content store besides layers: config, manifests, indexes. */
+    blobs: z.array(digest).readonly(),
+    run: imageRunSchema,
+    os: z.string(),
+    architecture: z.string(),
+    /** Never garbage-collected by kubelet (the pause image). */
+    pinned: z.boolean(),
     createdAt: nanos,
   })
   .readonly();

@@ -80,7 +80,13 @@ export async function runCommand(
         : result.exitCode === undefined
           ? 'spawn'
           : 'exit';
-    throw new CommandFailure(file, [file, ...args], result.exitCode, tail || (result.shortMessage ?? ''), reason);
+    throw new CommandFailure(
+      file,
+      [file, ...args],
+      result.exitCode,
+      tail || (result.shortMessage ?? ''),
+      reason,
+    );
   }
-  return { stdout: String(result.stdout), stderr: String(result.stderr) };
+  return { stdout: result.stdout, stderr: result.stderr };
 }

@@ -1,0 +1,16 @@
+/** RemoveImage: by id, tag or digest; idempotent. */
+import type { RemoveImageRequest__Output } from '../../generated/runtime/v1/RemoveImageRequest.js';
+import type { RemoveImageResponse } from '../../generated/runtime/v1/RemoveImageResponse.js';
+import type { ImageService } from '../../image/service.js';
+import type { UnaryImpl } from '../handler.js';
+import { requireMessage, requireString } from '../validate.js';
+
+export function removeImage(
+  images: ImageService,
+): UnaryImpl<RemoveImageRequest__Output, RemoveImageResponse> {
+  return async (req) => {
+    const spec = requireString(requireMessage(req.image, 'image').image, 'image.image');
+    await images.remove(spec);
+    return {};
+  };
+}

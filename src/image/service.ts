@@ -1,0 +1,455 @@
+/**
+ * The image engine: pulls, lookups, removal and garbage collection over the content store,
+ * the layer store and the image records in the state store. Records are written only after
+ * everything they point to is on disk; on removal the record goes first and unreferenced
+ * layers and blobs follow, so a crash at any point leaves at worst unreferenced files, which
+ * the collection at start-up deletes.
+ */
+import {
+  DeadlineExceededError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  toCrispError,
+} from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { StoreBatch } from '../store/batch.js';
+import type { ImageRecord, RecordInput } from '../store/records.js';
+import type { StateStore } from '../store/state-store.js';
+import { KeyedMutex } from '../util/keyed-mutex.js';
+import { credentialsFromAuthConfig, loadAuthFile } from './auth.js';
+import type { ContentStore } from './content-store.js';
+import { importImages } from './importer.js';
+import { LayerCache } from './layer-cache.js';
+import { storeLocalImage } from './local-image.js';
+import { BUILTIN_PAUSE_IMAGE, buildPauseImage } from './pause.js';
+import type { LayerStore } from './layer-store.js';
+import { pullReference, type PulledImage } from './puller.js';
+import { isIdPrefix, isImageId, normaliseImageId, parseReference, withDigest } from './reference.js';
+import type { RegistriesPolicy } from './registries.js';
+import type { RegistryClient } from './registry-client.js';
+import type { AuthConfigInput, Credentials, ImageReference, PullSource } from './types.js';
+
+/** An image as the engine records it (what the CRI layer converts to an Image message). */
+export type StoredImage = ImageRecord;
+
+export interface ImageServiceConfig {
+  /** Node-level auth file ('' for none). */
+  authFile: string;
+  /** A whole pull (all sources, all layers) is abandoned after this long. */
+  pullTimeoutMs: number;
+}
+
+/** What the daemon wants to hear about pulls (it turns this into metrics). */
+export interface PullObserver {
+  pullFinished(result: 'success' | 'failure', seconds: number): void;
+  pullBytes(n: number): void;
+}
+
+export interface ImageServiceDeps {
+  store: StateStore;
+  content: ContentStore;
+  layers: LayerStore;
+  client: RegistryClient;
+  registries: () => Promise<RegistriesPolicy>;
+  log: Logger;
+  observer?: PullObserver;
+}
+
+export interface FsUsage {
+  mountpoint: string;
+  usedBytes: number;
+  inodesUsed: number;
+  timestampNs: string;
+}
+
+/** An image whose blobs are already local (the pause image, an imported archive). */
+export interface LocalImage {
+  pulled: PulledImage;
+  tags: string[];
+  repoDigests: string[];
+  pinned: boolean;
+}
+
+const IMAGES_LOCK = 'images';
+const FS_INFO_TTL_MS = 5_000;
+
+function nowNs(): string {
+  return (BigInt(Date.now()) * 1_000_000n).toString();
+}
+
+export class ImageService {
+  private readonly mutex = new KeyedMutex();
+  private readonly layerCache: LayerCache;
+  private activePulls = 0;
+  private collectPending = false;
+  private fsInfoCache: { at: number; value: FsUsage } | undefined;
+
+  constructor(
+    private readonly deps: ImageServiceDeps,
+    private readonly config: ImageServiceConfig,
+  ) {
+    this.layerCache = new LayerCache(deps.content, deps.layers);
+  }
+
+  get layerSource(): LayerCache {
+    return this.layerCache;
+  }
+
+  /** Prepares the stores and deletes what a crash left unreferenced. */
+  async init(): Promise<void> {
+    await this.deps.content.init();
+    await this.deps.layers.init();
+    await this.collect();
+  }
+
+  // --- lookups -------------------------------------------------------------------------------
+
+  list(): ImageRecord[] {
+    return this.deps.store.listImages();
+  }
+
+  /**
+   * Finds an image by id, unique id prefix, tag or digest reference ("busybox",
+   * "docker.io/library/busybox:latest", "x@sha256:…", "sha256:…"). Undefined if absent.
+   */
+  async resolve(spec: string): Promise<ImageRecord | undefined> {
+    const trimmed = spec.trim();
+    if (trimmed === '') throw new InvalidArgumentError('image', 'required, got an empty string');
+    if (isImageId(trimmed)) return this.deps.store.getImage(normaliseImageId(trimmed));
+    const byRef = await this.findByReference(trimmed);
+    if (byRef) return byRef;
+    return this.findByIdPrefix(trimmed);
+  }
+
+  private async findByReference(spec: string): Promise<ImageRecord | undefined> {
+    let ref: ImageReference;
+    try {
+      ref = parseReference(spec);
+    } catch (err) {
+      // Not a reference; may still be an id prefix.
+      if (/^[0-9a-f]+$/.test(spec)) return undefined;
+      throw err;
+    }
+    const policy = await this.deps.registries();
+    for (const candidate of policy.candidates(ref)) {
+      const found = this.deps.store
+        .listImages()
+        .find((img) => img.repoTags.includes(candidate.full) || img.repoDigests.includes(candidate.full));
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  private findByIdPrefix(spec: string): ImageRecord | undefined {
+    const hex = spec.startsWith('sha256:') ? spec.slice(7) : spec;
+    if (!isIdPrefix(spec)) return undefined;
+    const matches = this.deps.store.listImages().filter((img) => img.id.startsWith(`sha256:${hex}`));
+    if (matches.length > 1) {
+      throw new InvalidArgumentError(
+        'image',
+        `id prefix "${spec}" matches ${matches.length} images; give more of the id`,
+      );
+    }
+    return matches[0];
+  }
+
+  /** The overlay lowerdirs of an image, top layer first (overlayfs order). */
+  layerDirs(image: ImageRecord): string[] {
+    return [...image.layers].reverse().map((l) => this.deps.layers.dir(l.diffId));
+  }
+
+  // --- pull ----------------------------------------------------------------------------------
+
+  /** Pulls `spec` and returns the image id. */
+  async pull(spec: string, auth: AuthConfigInput | undefined, callerSignal: AbortSignal): Promise<string> {
+    const ref = parseReference(spec);
+    const started = performance.now();
+    const signal = AbortSignal.any([callerSignal, AbortSignal.timeout(this.config.pullTimeoutMs)]);
+    this.activePulls += 1;
+    try {
+      const policy = await this.deps.registries();
+      const candidates = policy.candidates(ref);
+      let lastError: unknown;
+      for (const candidate of candidates) {
+        try {
+          const pulled = await pullReference(
+            {
+              client: this.deps.client,
+              content: this.deps.content,
+              layers: this.layerCache,
+              log: this.deps.log,
+              onBytes: (n) => this.deps.observer?.pullBytes(n),
+            },
+            {
+              ref: candidate,
+              sources: policy.sources(candidate),
+              credentialsFor: (source) => this.credentialsFor(candidate, source, auth),
+            },
+            signal,
+          );
+          await this.commit({
+            pulled,
+            tags: candidate.tag === undefined ? [] : [candidate.full],
+            repoDigests: [withDigest(candidate, pulled.topDigest).full],
+            pinned: false,
+          });
+          const seconds = (performance.now() - started) / 1000;
+          this.deps.observer?.pullFinished('success', seconds);
+          this.deps.log.info(
+            {
+              image: candidate.full,
+              id: pulled.id,
+              from: pulled.endpoint,
+              durationMs: Math.round(seconds * 1000),
+            },
+            'pulled image',
+          );
+          return pulled.id;
+        } catch (err) {
+          lastError = err;
+          if (signal.aborted) break;
+          // A short name is tried on the next search registry only when this one lacks it.
+          if (!(err instanceof NotFoundError) || candidates.length === 1) break;
+        }
+      }
+      throw this.pullError(ref, lastError, signal, callerSignal);
+    } catch (err) {
+      this.deps.observer?.pullFinished('failure', (performance.now() - started) / 1000);
+      throw err;
+    } finally {
+      this.activePulls -= 1;
+      if (this.activePulls === 0 && this.collectPending) void this.collectLogged();
+    }
+  }
+
+  private pullError(
+    ref: ImageReference,
+    err: unknown,
+    signal: AbortSignal,
+    callerSignal: AbortSignal,
+  ): Error {
+    if (signal.aborted && !callerSignal.aborted) {
+      return new DeadlineExceededError(
+        `pulling image ${ref.full} took longer than ${Math.round(this.config.pullTimeoutMs / 1000)} s and was abandoned; raise image.pull_timeout_seconds for very large images`,
+      );
+    }
+    return toCrispError(err, `pulling image ${ref.full} failed`);
+  }
+
+  private async credentialsFor(
+    ref: ImageReference,
+    source: PullSource,
+    auth: AuthConfigInput | undefined,
+  ): Promise<Credentials> {
+    // Credentials from the kubelet are for the registry the reference names; a mirror gets
+    // only what the node's auth file holds for it.
+    if (!source.mirror) {
+      const fromRequest = credentialsFromAuthConfig(auth, ref.registry);
+      if (fromRequest) return fromRequest;
+    }
+    if (this.config.authFile === '') return { kind: 'anonymous' };
+    const file = await loadAuthFile(this.config.authFile);
+    if (!file.exists) {
+      this.deps.log.warn(
+        { authFile: this.config.authFile },
+        'image.auth_file does not exist; pulling anonymously',
+      );
+    }
+    const registry = source.mirror ? source.endpoint : ref.registry;
+    return file.lookup(registry, source.mirror ? source.repository : ref.repository) ?? { kind: 'anonymous' };
+  }
+
+  // --- local images --------------------------------------------------------------------------
+
+  /** Builds (or finds) the built-in pause image from the host's catatonit; returns its id. */
+  async ensureBuiltinPause(catatonitPath?: string): Promise<string> {
+    const built = await buildPauseImage(catatonitPath);
+    const pulled = await storeLocalImage(this.deps.content, this.layerCache, {
+      manifestBytes: built.manifestBytes,
+      configBytes: built.configBytes,
+      layers: [built.layer],
+    });
+    const ref = parseReference(BUILTIN_PAUSE_IMAGE);
+    await this.commit({
+      pulled,
+      tags: [ref.full],
+      repoDigests: [withDigest(ref, pulled.topDigest).full],
+      pinned: true,
+    });
+    return pulled.id;
+  }
+
+  /**
+   * Imports every image of an OCI layout directory or an image archive. `name` (a reference)
+   * tags the image when the archive holds exactly one; otherwise the archive's own names are used.
+   */
+  async importImages(path: string, scratchDir: string, name?: string): Promise<ImageRecord[]> {
+    const tagOverride = name === undefined ? undefined : parseReference(name);
+    if (tagOverride && tagOverride.tag === undefined) {
+      throw new InvalidArgumentError('name', `"${name}" has a digest; give a tag to name an imported image`);
+    }
+    this.activePulls += 1;
+    try {
+      const imported = await importImages(path, scratchDir, this.deps.content, this.layerCache);
+      if (tagOverride && imported.length !== 1) {
+        throw new InvalidArgumentError(
+          'name',
+          `${path} holds ${imported.length} images; --name needs exactly one`,
+        );
+      }
+      const records: ImageRecord[] = [];
+      for (const image of imported) {
+        const tags = tagOverride ? [tagOverride.full] : image.tags;
+        const repoDigests = tags.map((t) => withDigest(parseReference(t), image.pulled.topDigest).full);
+        records.push(await this.commit({ pulled: image.pulled, tags, repoDigests, pinned: false }));
+      }
+      return records;
+    } finally {
+      this.activePulls -= 1;
+      if (this.activePulls === 0 && this.collectPending) void this.collectLogged();
+    }
+  }
+
+  // --- records -------------------------------------------------------------------------------
+
+  /** Records an image whose blobs and layers are on disk; moves its tags off other images. */
+  async commit(local: LocalImage): Promise<ImageRecord> {
+    return this.mutex.run(IMAGES_LOCK, async () => {
+      const { store } = this.deps;
+      const { pulled } = local;
+      const batch = new StoreBatch();
+      for (const other of store.listImages()) {
+        if (other.id === pulled.id) continue;
+        const kept = other.repoTags.filter((t) => !local.tags.includes(t));
+        if (kept.length !== other.repoTags.length) batch.putImage({ ...other, repoTags: kept });
+      }
+      const existing = store.getImage(pulled.id);
+      const union = (a: readonly string[], b: readonly string[]): string[] => [...new Set([...a, ...b])];
+      const record: RecordInput<'image'> = {
+        id: pulled.id,
+        repoTags: union(existing?.repoTags ?? [], local.tags),
+        repoDigests: union(existing?.repoDigests ?? [], local.repoDigests),
+        size: String(pulled.size),
+        layers: pulled.layers,
+        blobs: union(existing?.blobs ?? [], pulled.blobs),
+        run: pulled.run,
+        os: pulled.os,
+        architecture: pulled.architecture,
+        pinned: (existing?.pinned ?? false) || local.pinned,
+        createdAt: existing?.createdAt ?? nowNs(),
+      };
+      batch.putImage(record);
+      await store.commit(batch);
+      this.fsInfoCache = undefined;
+      const saved = store.getImage(pulled.id);
+      if (!saved)
+        throw new NotFoundError('image', pulled.id, { hint: 'it vanished right after it was recorded' });
+      return saved;
+    });
+  }
+
+  /**
+   * Removes an image by id, tag or digest. A tag of an image with several tags only untags;
+   * an image a container uses cannot go. Idempotent: an unknown image is not an error.
+   */
+  async remove(spec: string): Promise<void> {
+    const image = await this.resolve(spec);
+    if (!image) return;
+    await this.mutex.run(IMAGES_LOCK, async () => {
+      const { store } = this.deps;
+      const current = store.getImage(image.id);
+      if (!current) return;
+      const asTag = this.tagNamedBy(spec, current);
+      if (asTag !== undefined && current.repoTags.length > 1) {
+        await store.commit(
+          new StoreBatch().putImage({ ...current, repoTags: current.repoTags.filter((t) => t !== asTag) }),
+        );
+        return;
+      }
+      const users = store.listContainers().filter((c) => c.config.imageRef === current.id);
+      const firstUser = users[0];
+      if (firstUser) {
+        throw new FailedPreconditionError(
+          `image ${current.repoTags[0] ?? current.id} is used by ${users.length} container(s) (e.g. "${firstUser.config.id}"): remove them first`,
+        );
+      }
+      await store.commit(new StoreBatch().delImage(current.id));
+      this.fsInfoCache = undefined;
+    });
+    await this.collectLogged();
+  }
+
+  private tagNamedBy(spec: string, image: ImageRecord): string | undefined {
+    try {
+      const ref = parseReference(spec);
+      return image.repoTags.find((t) => t === ref.full);
+    } catch {
+      return undefined;
+    }
+  }
+
+  // --- garbage collection --------------------------------------------------------------------
+
+  private async collectLogged(): Promise<void> {
+    try {
+      await this.collect();
+    } catch (err) {
+      this.deps.log.error({ err }, 'image garbage collection failed; it runs again after the next removal');
+    }
+  }
+
+  /** Deletes layers and blobs no image record refers to; waits for running pulls to finish. */
+  async collect(): Promise<void> {
+    if (this.activePulls > 0) {
+      this.collectPending = true;
+      return;
+    }
+    this.collectPending = false;
+    await this.mutex.run(IMAGES_LOCK, async () => {
+      const images = this.deps.store.listImages();
+      const liveLayers = new Set(images.flatMap((i) => i.layers.map((l) => l.diffId)));
+      const liveBlobs = new Set(images.flatMap((i) => i.blobs));
+      let layers = 0;
+      let blobs = 0;
+      for (const diffId of await this.deps.layers.list()) {
+        if (liveLayers.has(diffId)) continue;
+        await this.deps.layers.delete(diffId);
+        layers += 1;
+      }
+      for (const digest of await this.deps.content.list()) {
+        if (liveBlobs.has(digest)) continue;
+        await this.deps.content.delete(digest);
+        blobs += 1;
+      }
+      if (layers + blobs > 0) {
+        this.fsInfoCache = undefined;
+        this.deps.log.info({ layers, blobs }, 'deleted unreferenced layers and blobs');
+      }
+    });
+  }
+
+  // --- filesystem usage ----------------------------------------------------------------------
+
+  async fsInfo(): Promise<FsUsage> {
+    const cached = this.fsInfoCache;
+    if (cached && performance.now() - cached.at < FS_INFO_TTL_MS) return cached.value;
+    const usage = await this.deps.layers.usage();
+    const value: FsUsage = {
+      mountpoint: this.deps.layers.root,
+      usedBytes: usage.bytes,
+      inodesUsed: usage.inodes,
+      timestampNs: nowNs(),
+    };
+    this.fsInfoCache = { at: performance.now(), value };
+    return value;
+  }
+
+  /** For /debug/state. */
+  debugState(): Record<string, unknown> {
+    return {
+      images: this.deps.store.listImages().map((i) => ({ id: i.id, tags: i.repoTags, pinned: i.pinned })),
+      activePulls: this.activePulls,
+    };
+  }
+}
