@@ -91,9 +91,9 @@ describe('CRI basics against the real daemon', () => {
     assert.equal(err.code, GrpcCode.UNIMPLEMENTED);
     assert.match(err.details, /RuntimeService\/RunPodSandbox is not implemented by crisp/);
 
-    const img = await rejection(cri.image.ListImages({}));
-    assert.equal(img.code, GrpcCode.UNIMPLEMENTED);
-    assert.match(img.details, /ImageService\/ListImages/);
+    const ctr = await rejection(cri.runtime.ListContainers({}));
+    assert.equal(ctr.code, GrpcCode.UNIMPLEMENTED);
+    assert.match(ctr.details, /RuntimeService\/ListContainers/);
   });
 
   it('answers UNIMPLEMENTED on a server-streaming RPC that has not landed', async () => {
