@@ -99,6 +99,36 @@ async function main(): Promise<void> {
     rows.push(scrape);
     const loaded = await memoryOf(crisp.pid);
 
+    // Image operations: lookups, then cold pulls (the image is removed, and its layers
+    // collected, before each run, so every run downloads and unpacks everything).
+    const small = `${registry.host}/bench/busybox:1`;
+    await c.image.PullImage({ image: { image: small } });
+    rows.push(await measure('ListImages', 1, () => c.image.ListImages({})));
+    rows.push(await measure('ImageStatus', 1, () => c.image.ImageStatus({ image: { image: small } })));
+    const coldPulls = async (name: string, ref: string, runs: number): Promise<Row> => {
+      const samples: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        await c.image.RemoveImage({ image: { image: ref } });
+        const t = performance.now();
+        await c.image.PullImage({ image: { image: ref } }, 600_000);
+        samples.push(performance.now() - t);
+      }
+      samples.sort((a, b) => a - b);
+      return {
+        operation: name,
+        n: runs,
+        p50: percentile(samples, 50),
+        p90: percentile(samples, 90),
+        p99: percentile(samples, 99),
+        max: samples[samples.length - 1] ?? Number.NaN,
+        perSecond: runs / (samples.reduce((a, b) => a + b, 0) / 1000),
+      };
+    };
+    rows.push(await coldPulls('PullImage busybox cold', small, 20));
+    const beforeBig = await memoryOf(crisp.pid);
+    rows.push(await coldPulls('PullImage 200MiB/4 cold', `${registry.host}/bench/big:1`, 3));
+    const afterBig = await memoryOf(crisp.pid);
+
     const fmt = (ms: number): string => ms.toFixed(3).padStart(9);
     console.log(`crisp bench — ${ITERATIONS} calls per row, over the unix socket, latency in ms`);
     console.log(
@@ -111,7 +141,10 @@ async function main(): Promise<void> {
     }
     console.log(`daemon start to ready: ${startupMs.toFixed(0)} ms`);
     console.log(
-      `daemon memory: idle RSS ${idle.rssMiB.toFixed(1)} MiB; after the run RSS ${loaded.rssMiB.toFixed(1)} MiB, peak ${loaded.peakMiB.toFixed(1)} MiB`,
+      `daemon memory: idle RSS ${idle.rssMiB.toFixed(1)} MiB; after the RPC rows RSS ${loaded.rssMiB.toFixed(1)} MiB, peak ${loaded.peakMiB.toFixed(1)} MiB`,
+    );
+    console.log(
+      `200 MiB pulls: RSS before ${beforeBig.rssMiB.toFixed(1)} MiB, after ${afterBig.rssMiB.toFixed(1)} MiB; daemon peak RSS ${afterBig.peakMiB.toFixed(1)} MiB`,
     );
   } finally {
     cri?.close();
