@@ -79,9 +79,12 @@ function finish(ctx: CriContext, f: Finished): ReturnType<typeof toGrpcStatus>['
   const { error, status } = toGrpcStatus(f.thrown.value);
   const code = f.cancelled ? GrpcCode.CANCELLED : status.code;
   ctx.metrics.grpcRequests.inc({ method: f.method, code: codeName(code) });
-  const logFields = { ...fields, code: codeName(code), err: error, ...error.details };
-  if (isServerFault(code)) ctx.log.error(logFields, 'rpc failed');
-  else ctx.log.warn(logFields, 'rpc failed');
+  if (isServerFault(code)) {
+    ctx.log.error({ ...fields, code: codeName(code), err: error, ...error.details }, 'rpc failed');
+  } else {
+    // A client error: the message says it all; a stack trace would only be noise.
+    ctx.log.warn({ ...fields, code: codeName(code), error: error.message, ...error.details }, 'rpc failed');
+  }
   return status;
 }
 
