@@ -14,6 +14,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { fsyncDir } from '../util/atomic-file.js';
 import { Readable } from 'node:stream';
 import {
   CrispError,
@@ -267,15 +268,5 @@ async function writeAll(handle: FileHandle, buf: Buffer): Promise<void> {
   while (done < buf.length) {
     const { bytesWritten } = await handle.write(buf, done, buf.length - done);
     done += bytesWritten;
-  }
-}
-
-/** fsync a directory, so a rename in it survives a power cut. */
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await fs.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

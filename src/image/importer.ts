@@ -13,9 +13,9 @@ import { extract } from 'tar-stream';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { ContentStore } from './content-store.js';
 import type { LayerSource } from './layer-cache.js';
-import { sha256, storeLocalImage, type LocalLayer } from './local-image.js';
+import { imageManifest, storeLocalImage, type LocalLayer } from './local-image.js';
 import { parseManifest, selectPlatform, type Descriptor } from './manifest.js';
-import { DOCKER_LAYER, OCI_CONFIG, OCI_MANIFEST } from './media-types.js';
+import { DOCKER_LAYER } from './media-types.js';
 import type { PulledImage } from './puller.js';
 import { parseReference } from './reference.js';
 
@@ -136,18 +136,7 @@ async function importDockerSave(
       const size = (await stat(full)).size;
       localLayers.push(layerFromFile(full, `sha256:${hash.digest('hex')}`, DOCKER_LAYER, size));
     }
-    const manifestBytes = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: OCI_MANIFEST,
-        config: {
-          mediaType: OCI_CONFIG,
-          digest: sha256(configBytes),
-          size: configBytes.length,
-        },
-        layers: localLayers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
-      }),
-    );
+    const manifestBytes = imageManifest(configBytes, localLayers);
     const pulled = await storeLocalImage(content, layers, {
       manifestBytes,
       configBytes,

@@ -21,6 +21,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, type Dirent, type Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { fsyncDir, writeNewFileSynced } from '../util/atomic-file.js';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -265,7 +266,7 @@ export class LayerStore {
       // Durability: the data first (syncfs of the whole filesystem; one call instead of an
       // fsync per file), then the marker, then the rename that publishes it.
       await this.#syncfs(diffId, temp, signal);
-      await writeFileSynced(path.join(temp, MARKER), `${JSON.stringify(info, null, 2)}\n`);
+      await writeNewFileSynced(path.join(temp, MARKER), `${JSON.stringify(info, null, 2)}\n`);
       await fsyncDir(temp);
       if (signal.aborted) throw canceled(diffId);
       await fs.rename(temp, final);
@@ -456,25 +457,6 @@ function storeError(diffId: string, err: unknown): CrispError {
     return new ResourceExhaustedError(`no space left to unpack layer ${diffId}`, { cause: err });
   }
   return new InternalError(`unpacking layer ${diffId} failed`, { cause: err });
-}
-
-async function writeFileSynced(file: string, text: string): Promise<void> {
-  const handle = await fs.open(file, 'wx', 0o644);
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await fs.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 async function lstatOrUndefined(p: string): Promise<Stats | undefined> {

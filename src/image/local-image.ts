@@ -78,6 +78,21 @@ export async function storeLocalImage(
   };
 }
 
+/** The bytes of an OCI image manifest for a config and its layers (base layer first). */
+export function imageManifest(
+  configBytes: Buffer,
+  layers: readonly { mediaType: string; digest: string; size: number }[],
+): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: OCI_CONFIG, digest: sha256(configBytes), size: configBytes.length },
+      layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+    }),
+  );
+}
+
 /** A one-layer OCI image manifest and config for an uncompressed layer tar. */
 export function singleLayerImage(
   layerTar: Buffer,
@@ -102,18 +117,9 @@ export function singleLayerImage(
     }),
   );
   const layerMediaType = OCI_LAYER;
-  const manifestBytes = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: {
-        mediaType: OCI_CONFIG,
-        digest: sha256(configBytes),
-        size: configBytes.length,
-      },
-      layers: [{ mediaType: layerMediaType, digest: diffId, size: layerTar.length }],
-    }),
-  );
+  const manifestBytes = imageManifest(configBytes, [
+    { mediaType: layerMediaType, digest: diffId, size: layerTar.length },
+  ]);
   return {
     manifestBytes,
     configBytes,
