@@ -87,7 +87,11 @@ export async function unpackTar(
   root: string,
   opts: TarUnpackOptions,
 ): Promise<TarUnpackStats> {
-  return new TarUnpacker(path.resolve(root), opts).run(tar);
+  const abs = path.resolve(root);
+  if ((await fs.readdir(abs)).length > 0) {
+    throw new InternalError(`${opts.label}: unpacking needs an empty directory, and ${abs} is not`);
+  }
+  return new TarUnpacker(abs, opts).run(tar);
 }
 
 interface Meta {
@@ -111,6 +115,11 @@ class TarUnpacker {
   readonly #stats: TarUnpackStats = { files: 0, bytes: 0, xattrsSkipped: 0 };
   /** Relative paths known to be real directories (not symlinks); '' is the root. */
   readonly #dirs = new Set<string>(['']);
+  /**
+   * Relative paths of the non-directories this unpack created. The root starts empty, so a
+   * path in neither set cannot exist yet and needs no lstat before it is created.
+   */
+  readonly #created = new Set<string>();
   /** Directory times to apply after the last entry. */
   readonly #dirTimes = new Map<string, { atime: number; mtime: number }>();
 
@@ -242,6 +251,7 @@ class TarUnpacker {
     const abs = this.#abs(rel);
     const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
     const handle = await fs.open(abs, flags, 0o600);
+    this.#created.add(rel);
     try {
       for await (const chunk of body) {
         this.#checkAbort();
@@ -249,10 +259,18 @@ class TarUnpacker {
         await writeAll(handle, buf);
         this.#stats.bytes += buf.length;
       }
-      await handle.chown(meta.uid, meta.gid);
-      await this.#setXattrs(name, abs, xattrs, 'file');
-      await handle.chmod(meta.mode);
-      await handle.utimes(meta.atime, meta.mtime);
+      if (xattrs.size === 0) {
+        // chmod must follow chown (chown clears setuid bits); utimes is independent of both.
+        await Promise.all([
+          handle.chown(meta.uid, meta.gid).then(() => handle.chmod(meta.mode)),
+          handle.utimes(meta.atime, meta.mtime),
+        ]);
+      } else {
+        await handle.chown(meta.uid, meta.gid);
+        await this.#setXattrs(name, abs, xattrs, 'file');
+        await handle.chmod(meta.mode);
+        await handle.utimes(meta.atime, meta.mtime);
+      }
     } finally {
       await handle.close();
     }
@@ -289,9 +307,15 @@ class TarUnpacker {
     await this.#prepare(name, rel, false);
     const abs = this.#abs(rel);
     await fs.symlink(target, abs);
-    await fs.lchown(abs, meta.uid, meta.gid);
-    await this.#setXattrs(name, abs, xattrs, 'other');
-    await fs.lutimes(abs, meta.atime, meta.mtime);
+    this.#created.add(rel);
+    if (xattrs.size === 0) {
+      // chown does not touch mtime, so the two can run together (saves a thread-pool round trip).
+      await Promise.all([fs.lchown(abs, meta.uid, meta.gid), fs.lutimes(abs, meta.atime, meta.mtime)]);
+    } else {
+      await fs.lchown(abs, meta.uid, meta.gid);
+      await this.#setXattrs(name, abs, xattrs, 'other');
+      await fs.lutimes(abs, meta.atime, meta.mtime);
+    }
     this.#stats.files++;
   }
 
@@ -311,6 +335,7 @@ class TarUnpacker {
     if (target.isDirectory()) throw this.#refuse(name, `is a hard link to ${q(link)}, which is a directory`);
     const abs = this.#abs(rel);
     await fs.link(this.#abs(targetRel), abs);
+    this.#created.add(rel);
     await fs.lchown(abs, meta.uid, meta.gid);
     await this.#setXattrs(name, abs, xattrs, target.isFile() ? 'file' : 'other');
     if (!target.isSymbolicLink()) await fs.chmod(abs, meta.mode);
@@ -337,6 +362,7 @@ class TarUnpacker {
         ? [abs, 'p']
         : [abs, type === 'character-device' ? 'c' : 'b', String(major), String(minor)];
     await this.#run(name, 'mknod', ['-m', '0600', '--', ...args]);
+    this.#created.add(rel);
     await fs.lchown(abs, meta.uid, meta.gid);
     await this.#setXattrs(name, abs, xattrs, 'other');
     await fs.chmod(abs, meta.mode);
@@ -366,6 +392,7 @@ class TarUnpacker {
     await this.#prepare(name, target, false);
     const abs = this.#abs(target);
     await this.#run(name, 'mknod', ['-m', '0000', '--', abs, 'c', '0', '0']);
+    this.#created.add(target);
     await fs.lchown(abs, meta.uid, meta.gid);
     this.#stats.files++;
   }
@@ -406,6 +433,7 @@ class TarUnpacker {
    */
   async #prepare(entry: string, rel: string, directory: boolean): Promise<boolean> {
     await this.#ensureDir(entry, parentOf(rel));
+    if (!this.#dirs.has(rel) && !this.#created.has(rel)) return false;
     const abs = this.#abs(rel);
     const existing = await lstatOrUndefined(abs);
     if (!existing) return false;
@@ -460,6 +488,7 @@ class TarUnpacker {
   /** Drops what is known about `rel` and everything below it (it was just removed). */
   #forget(rel: string): void {
     const below = `${rel}/`;
+    for (const c of this.#created) if (c === rel || c.startsWith(below)) this.#created.delete(c);
     for (const d of this.#dirs) if (d === rel || d.startsWith(below)) this.#dirs.delete(d);
     for (const d of this.#dirTimes.keys()) if (d === rel || d.startsWith(below)) this.#dirTimes.delete(d);
   }
