@@ -337,11 +337,22 @@ describe('image service against real registries', () => {
     assert.equal(await exists(join(dirs.root, 'layers', 'escaped.txt')), false);
   });
 
-  it('serves concurrent pulls of one image with one result', async () => {
+  it('serves concurrent pulls of one image with one result, downloading each layer once', async () => {
     const want = await layouts.layered.image();
+    const busybox = await layouts.busybox.image();
     await cri.image.RemoveImage({ image: { image: `${open.host}/layered:1` } });
+    const pulledBytes = async (): Promise<number> => {
+      const text = await (await fetch(`${crisp.metricsUrl}/metrics`)).text();
+      return Number(/^crisp_image_pull_bytes_total (\d+)/m.exec(text)?.[1] ?? NaN);
+    };
+    const before = await pulledBytes();
     const ids = await Promise.all([1, 2, 3].map(() => pull(`${open.host}/layered:1`)));
     assert.deepEqual(ids, [want.id, want.id, want.id]);
+    // busybox's layer is still in the store (the busybox image uses it); the others come once.
+    const expected = want.layers
+      .filter((l) => !busybox.layers.some((b) => b.digest === l.digest))
+      .reduce((sum, l) => sum + l.size, 0);
+    assert.equal((await pulledBytes()) - before, expected);
   });
 
   it('removes a tag, then the image, deleting only layers nothing else uses', async () => {
