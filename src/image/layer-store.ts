@@ -79,6 +79,8 @@ interface Job {
 export class LayerStore {
   readonly root: string;
   readonly #log: Logger;
+  /** Measured usage of complete layers (immutable, so measured once). */
+  readonly #usageCache = new Map<string, { bytes: number; inodes: number }>();
   readonly #jobs = new Map<string, Job>();
 
   constructor(dir: string /* <root_dir>/layers */, opts: LayerStoreOptions) {
@@ -184,6 +186,7 @@ export class LayerStore {
   async delete(diffId: string): Promise<void> {
     const hex = parseDiffId(diffId);
     await this.#jobs.get(hex)?.promise.catch(() => undefined);
+    this.#usageCache.delete(diffId);
     const trash = path.join(this.root, `${TRASH_PREFIX}${hex}-${randomBytes(6).toString('hex')}`);
     try {
       await fs.rename(path.join(this.root, hex), trash);
@@ -207,36 +210,23 @@ export class LayerStore {
    * Disk space (allocated blocks) and inodes used under the store's directory, temp dirs
    * included. Hard-linked files count once.
    */
+  /**
+   * Disk blocks and inodes the store uses. A complete layer never changes, so each one is
+   * measured once (walking its tree) and remembered until it is deleted; the cost of a call
+   * is one walk per new layer, not one walk of the whole store.
+   */
   async usage(): Promise<{ bytes: number; inodes: number }> {
     const rootStat = await fs.lstat(this.root);
     let bytes = rootStat.blocks * 512;
     let inodes = 1;
-    const seen = new Set<string>();
-    const dirs = [this.root];
-    for (let dir = dirs.pop(); dir !== undefined; dir = dirs.pop()) {
-      let entries: Dirent[];
-      try {
-        entries = await fs.readdir(dir, { withFileTypes: true });
-      } catch (err) {
-        if (isErrno(err, 'ENOENT')) continue; // removed while we walked
-        throw err;
+    for (const diffId of await this.list()) {
+      let known = this.#usageCache.get(diffId);
+      if (!known) {
+        known = await walkUsage(path.join(this.root, parseDiffId(diffId)));
+        this.#usageCache.set(diffId, known);
       }
-      for (let i = 0; i < entries.length; i += STAT_BATCH) {
-        const batch = entries.slice(i, i + STAT_BATCH).map((e) => path.join(dir, e.name));
-        const stats = await Promise.all(batch.map(lstatOrUndefined));
-        for (const [j, st] of stats.entries()) {
-          if (!st) continue;
-          if (st.nlink > 1 && !st.isDirectory()) {
-            const key = `${st.dev}:${st.ino}`;
-            if (seen.has(key)) continue;
-            seen.add(key);
-          }
-          inodes++;
-          bytes += st.blocks * 512;
-          const child = batch[j];
-          if (st.isDirectory() && child !== undefined) dirs.push(child);
-        }
-      }
+      bytes += known.bytes;
+      inodes += known.inodes;
     }
     return { bytes, inodes };
   }
@@ -474,4 +464,42 @@ function isErrno(err: unknown, code: string): err is NodeJS.ErrnoException {
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** Blocks and inodes under `top` (itself included); hard links counted once. */
+async function walkUsage(top: string): Promise<{ bytes: number; inodes: number }> {
+  let bytes = 0;
+  let inodes = 0;
+  const seen = new Set<string>();
+  const topStat = await lstatOrUndefined(top);
+  if (!topStat) return { bytes, inodes };
+  bytes += topStat.blocks * 512;
+  inodes += 1;
+  const dirs = [top];
+  for (let dir = dirs.pop(); dir !== undefined; dir = dirs.pop()) {
+    let entries: Dirent[];
+    try {
+      entries = await fs.readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) continue; // removed while we walked
+      throw err;
+    }
+    for (let i = 0; i < entries.length; i += STAT_BATCH) {
+      const batch = entries.slice(i, i + STAT_BATCH).map((e) => path.join(dir, e.name));
+      const stats = await Promise.all(batch.map(lstatOrUndefined));
+      for (const [j, st] of stats.entries()) {
+        if (!st) continue;
+        if (st.nlink > 1 && !st.isDirectory()) {
+          const key = `${st.dev}:${st.ino}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+        }
+        inodes++;
+        bytes += st.blocks * 512;
+        const child = batch[j];
+        if (st.isDirectory() && child !== undefined) dirs.push(child);
+      }
+    }
+  }
+  return { bytes, inodes };
 }

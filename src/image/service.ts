@@ -131,8 +131,8 @@ export class ImageService {
       if (/^[0-9a-f]+$/.test(spec)) return undefined;
       throw err;
     }
-    const policy = await this.deps.registries();
-    for (const candidate of policy.candidates(ref)) {
+    const candidates = ref.shortName ? (await this.deps.registries()).candidates(ref) : [ref];
+    for (const candidate of candidates) {
       const found = this.deps.store
         .listImages()
         .find((img) => img.repoTags.includes(candidate.full) || img.repoDigests.includes(candidate.full));
