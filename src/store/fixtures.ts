@@ -24,6 +24,14 @@ export function sandboxConfig(id: string, name = 'web'): RecordInput<'sandboxCon
     labels: { app: name },
     annotations: {},
     runtimeHandler: '',
+    hostname: name,
+    logDirectory: `/var/log/pods/default_${name}_${id.slice(0, 8)}`,
+    hostNetwork: false,
+    hostPid: false,
+    hostIpc: false,
+    netnsPath: `/run/crisp/netns/${id}`,
+    cgroupParent: '',
+    criConfig: { metadata: { name } },
     createdAt: T0,
   };
 }
@@ -40,8 +48,16 @@ export function containerConfig(
     attempt: 0,
     image: 'docker.io/library/nginx:1.27',
     imageRef: `sha256:${testId('nginx-image')}`,
+    kind: 'app',
     labels: { 'io.kubernetes.container.name': name },
     annotations: {},
+    logPath: `/var/log/pods/default_web/${name}/0.log`,
+    mounts: [],
+    tty: false,
+    stdin: false,
+    stdinOnce: false,
+    stopSignal: 'SIGTERM',
+    criConfig: { metadata: { name } },
     createdAt: T0,
   };
 }

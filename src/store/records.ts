@@ -61,6 +61,17 @@ export const sandboxConfigSchema = z
     annotations: stringMap,
     /** The CRI runtime handler ('' for the default). */
     runtimeHandler: z.string(),
+    hostname: z.string(),
+    /** kubelet's log_directory for the pod ('' when unset). */
+    logDirectory: z.string(),
+    hostNetwork: z.boolean(),
+    hostPid: z.boolean(),
+    hostIpc: z.boolean(),
+    /** The pinned network namespace ('' for the host's). */
+    netnsPath: z.string(),
+    cgroupParent: z.string(),
+    /** The PodSandboxConfig as received (JSON), for status and later features. */
+    criConfig: jsonValue,
     createdAt: nanos,
   })
   .readonly();
@@ -71,6 +82,8 @@ export const sandboxStateSchema = z
   .object({
     v: z.literal(recordVersions.sandboxState),
     state: z.enum(sandboxStates),
+    /** What went wrong last, for the operator (e.g. a stop that failed part-way). */
+    message: z.string().optional(),
     updatedAt: nanos,
   })
   .readonly();
@@ -97,6 +110,8 @@ export const containerConfigSchema = z
     v: z.literal(recordVersions.containerConfig),
     id: recordId,
     sandboxId: recordId,
+    /** The pod's infra (pause) container, or an application container. */
+    kind: z.enum(['infra', 'app']),
     /** metadata.name and attempt from the ContainerConfig. */
     name: z.string(),
     attempt: int.nonnegative(),
@@ -105,6 +120,27 @@ export const containerConfigSchema = z
     imageRef: z.string(),
     labels: stringMap,
     annotations: stringMap,
+    /** Absolute path of the CRI log file ('' for none). */
+    logPath: z.string(),
+    mounts: z
+      .array(
+        z
+          .object({
+            containerPath: z.string(),
+            hostPath: z.string(),
+            readonly: z.boolean(),
+            propagation: z.enum(['private', 'host-to-container', 'bidirectional']),
+          })
+          .readonly(),
+      )
+      .readonly(),
+    tty: z.boolean(),
+    stdin: z.boolean(),
+    stdinOnce: z.boolean(),
+    /** The signal StopContainer sends first (from the image, else SIGTERM). */
+    stopSignal: z.string(),
+    /** The ContainerConfig as received (JSON), for status and later features. */
+    criConfig: jsonValue,
     createdAt: nanos,
   })
   .readonly();
@@ -117,6 +153,8 @@ export const containerStateSchema = z
     state: z.enum(containerStates),
     /** The container's init process, while it has one. */
     pid: int.positive().optional(),
+    /** Its conmon monitor. */
+    conmonPid: int.positive().optional(),
     startedAt: nanos.optional(),
     finishedAt: nanos.optional(),
     exitCode: int.optional(),

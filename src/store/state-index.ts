@@ -112,7 +112,7 @@ export class StateIndex {
         );
       }
       const value = deepFreeze(parsed.data);
-      const named = keyInRecord(value);
+      const named = keyInRecord(op.table, value);
       if (named !== undefined && named !== op.key) {
         throw new InternalError(
           `cannot store ${describeKey(op.table, op.key)}: the record names ${JSON.stringify(named)}`,
@@ -272,8 +272,8 @@ export class StateIndex {
 }
 
 /** The key a record names itself by (`name` for names, `id` for the rest), undefined for states. */
-export function keyInRecord(value: TableRecords[TableName]): string | undefined {
-  if ('name' in value && 'kind' in value) return value.name;
+export function keyInRecord(table: TableName, value: TableRecords[TableName]): string | undefined {
+  if (table === 'name' && 'name' in value) return value.name;
   return 'id' in value ? value.id : undefined;
 }
 

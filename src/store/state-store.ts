@@ -286,7 +286,7 @@ async function loadIndex(db: StateDb): Promise<StateIndex> {
         throw corruptError(db.location, `unexpected key ${JSON.stringify(diskKey)} in ${name}`);
       try {
         const record = decodeRecord(where.table, raw);
-        const named = keyInRecord(record);
+        const named = keyInRecord(where.table, record);
         if (named !== undefined && named !== where.key) {
           throw new Error(`the record names ${JSON.stringify(named)}`);
         }
