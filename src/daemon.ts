@@ -17,6 +17,11 @@ import { checkRuntimeBinaries } from './oci/runtime-check.js';
 import { startAdminServer } from './admin/admin-server.js';
 import { buildImageService, type ImageEngineSettings } from './image/build.js';
 import { BUILTIN_PAUSE_IMAGE } from './image/pause.js';
+import { ContainerManager } from './container/manager.js';
+import { NetnsManager } from './netns/netns.js';
+import { oomScoreAdjFloor } from './oci/oom-floor.js';
+import { SandboxManager } from './sandbox/manager.js';
+import { PodFiles } from './sandbox/pod-files.js';
 import { LevelStateStore } from './store/state-store.js';
 import { acquireInstanceLock, type InstanceLock } from './util/instance-lock.js';
 import { CRISP_VERSION } from './version.js';
@@ -126,7 +131,60 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
       config,
       daemon: { pid: process.pid, configDigest: digest, startedAt: new Date(startedAt).toISOString() },
     });
-    const ctx: CriContext = { log, metrics, inflight, runtime: runtimeInfo(config, verboseInfo), images };
+    const oomFloor = await oomScoreAdjFloor(config.oom_score_adj_clamp);
+    if (oomFloor !== undefined) {
+      log.info(
+        { oomScoreAdjFloor: oomFloor },
+        "negative oom_score_adj requests are raised to crisp's own score here",
+      );
+    }
+    const containers = new ContainerManager(
+      { store, images, log: log.child({ component: 'container' }) },
+      {
+        conmonPath: config.conmon_path,
+        runtimes: config.runtimes,
+        defaultRuntime: config.default_runtime,
+        runtimeRoot: paths.runcRoot,
+        systemdCgroup: config.cgroup_driver === 'systemd',
+        bundlesDir: paths.bundlesDir,
+        exitsDir: paths.exitsDir,
+        containersDir: paths.containersDir,
+        attachDir: paths.attachDir,
+        execDir: paths.execDir,
+      },
+    );
+    await containers.init();
+    undo.push(() => {
+      containers.close();
+      return Promise.resolve();
+    });
+    const netns = new NetnsManager(paths.netnsDir, { log: log.child({ component: 'netns' }) });
+    await netns.init();
+    const sandboxes = new SandboxManager(
+      {
+        store,
+        containers,
+        images,
+        netns,
+        podFiles: new PodFiles(paths.podsDir, { log: log.child({ component: 'pod-files' }) }),
+        log: log.child({ component: 'sandbox' }),
+      },
+      {
+        pauseImage: config.image.pause_image === '' ? BUILTIN_PAUSE_IMAGE : config.image.pause_image,
+        cgroupDriver: config.cgroup_driver,
+        oomScoreAdjFloor: oomFloor,
+      },
+    );
+
+    const ctx: CriContext = {
+      log,
+      metrics,
+      inflight,
+      runtime: runtimeInfo(config, verboseInfo),
+      images,
+      sandboxes,
+      containers,
+    };
 
     let metricsServer: MetricsServer | undefined;
     if (config.metrics_address !== '') {

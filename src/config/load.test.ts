@@ -112,6 +112,7 @@ describe('loadConfig', () => {
       metrics_address: '127.0.0.1:9547',
       cgroup_driver: 'cgroupfs',
       conmon_path: '/usr/bin/conmon',
+      oom_score_adj_clamp: 'auto',
       default_runtime: 'runc',
       runtimes: { runc: { path: '/usr/sbin/runc' } },
       image: {
@@ -147,6 +148,7 @@ describe('loadConfig', () => {
       metrics_address: '[::1]:9100',
       cgroup_driver: 'systemd',
       conmon_path: '/usr/local/bin/conmon',
+      oom_score_adj_clamp: 'auto',
       default_runtime: 'crun',
       runtimes: {
         runc: { path: '/usr/sbin/runc' },

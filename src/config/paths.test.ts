@@ -16,6 +16,9 @@ describe('derivePaths', () => {
       tmpDir: '/var/lib/crisp/tmp',
       pidFile: '/run/crisp/crisp.pid',
       adminSocket: '/run/crisp/admin.sock',
+      runcRoot: '/run/crisp/runc',
+      podsDir: '/run/crisp/pods',
+      execDir: '/run/crisp/exec',
     });
   });
 

@@ -28,6 +28,12 @@ export interface CrispPaths {
   readonly pidFile: string;
   /** The operator's admin socket (`crisp image import` talks to it). */
   readonly adminSocket: string;
+  /** runc --root for every container crisp runs. */
+  readonly runcRoot: string;
+  /** Per-pod files: hostname, hosts, resolv.conf, shm. */
+  readonly podsDir: string;
+  /** Scratch space for ExecSync. */
+  readonly execDir: string;
 }
 
 export function derivePaths(config: Pick<CrispConfig, 'root_dir' | 'run_dir'>): CrispPaths {
@@ -45,5 +51,8 @@ export function derivePaths(config: Pick<CrispConfig, 'root_dir' | 'run_dir'>): 
     tmpDir: root('tmp'),
     pidFile: run('crisp.pid'),
     adminSocket: run('admin.sock'),
+    runcRoot: run('runc'),
+    podsDir: run('pods'),
+    execDir: run('exec'),
   });
 }

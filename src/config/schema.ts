@@ -222,6 +222,7 @@ export const configSchema = z
     metrics_address: optionalHostPort.default('127.0.0.1:9547'),
     cgroup_driver: z.enum(CGROUP_DRIVERS).default('cgroupfs'),
     conmon_path: absolutePath.default('/usr/bin/conmon'),
+    oom_score_adj_clamp: z.enum(['auto', 'always', 'never']).default('auto'),
     default_runtime: z.string().default('runc'),
     runtimes: z.preprocess(withDefaultRuntimes, z.record(runtimeName, runtimeSchema)),
     image: imageSchema.prefault({}),

@@ -68,6 +68,7 @@ describe('configToToml', () => {
         'metrics_address',
         'cgroup_driver',
         'conmon_path',
+        'oom_score_adj_clamp',
         'default_runtime',
       ],
     );
@@ -94,6 +95,7 @@ describe('configToToml', () => {
         'kata.v2': { path: '/opt/kata/bin/kata-runtime' },
       },
       default_runtime: custom.default_runtime,
+      oom_score_adj_clamp: custom.oom_score_adj_clamp,
       conmon_path: custom.conmon_path,
       cgroup_driver: custom.cgroup_driver,
       metrics_address: custom.metrics_address,

@@ -6,6 +6,8 @@ import type { Logger } from '../log/logger.js';
 import type { CrispMetrics } from '../metrics/registry.js';
 import type { InflightTracker } from '../metrics/inflight.js';
 import type { ImageService } from '../image/service.js';
+import type { ContainerManager } from '../container/manager.js';
+import type { SandboxManager } from '../sandbox/manager.js';
 
 /** One readiness condition as the runtime sees it. */
 export interface Readiness {
@@ -40,4 +42,6 @@ export interface CriContext {
   inflight: InflightTracker;
   runtime: RuntimeInfo;
   images: ImageService;
+  sandboxes: SandboxManager;
+  containers: ContainerManager;
 }

@@ -9,7 +9,7 @@ import type { RuntimeServiceHandlers } from '../generated/runtime/v1/RuntimeServ
 import { InvalidArgumentError, UnimplementedError } from '../errors.js';
 import type { CriContext } from './context.js';
 import { serverStream, unary } from './handler.js';
-import { requireMessage, requireString } from './validate.js';
+import { requireString } from './validate.js';
 
 type Check<Req> = (req: Req) => void;
 
@@ -57,22 +57,7 @@ const command = (r: { container_id: string; cmd: string[] }): void => {
 
 /** RuntimeService RPCs without an implementation yet; server.ts must provide every other one. */
 export type PendingRuntimeMethod =
-  | 'RunPodSandbox'
-  | 'StopPodSandbox'
-  | 'RemovePodSandbox'
-  | 'PodSandboxStatus'
-  | 'ListPodSandbox'
-  | 'StreamPodSandboxes'
-  | 'CreateContainer'
-  | 'StartContainer'
-  | 'StopContainer'
-  | 'RemoveContainer'
-  | 'ListContainers'
-  | 'StreamContainers'
-  | 'ContainerStatus'
   | 'UpdateContainerResources'
-  | 'ReopenContainerLog'
-  | 'ExecSync'
   | 'Exec'
   | 'Attach'
   | 'PortForward'
@@ -99,30 +84,7 @@ export function pendingRuntimeHandlers(ctx: CriContext): {
   const stream = 'streaming (exec, attach, port-forward)';
   const stats = 'resource statistics';
   return {
-    RunPodSandbox: pendingUnary(ctx, s, 'RunPodSandbox', pods, (r) => {
-      const config = requireMessage(r.config, 'config');
-      requireString(requireMessage(config.metadata, 'config.metadata').name, 'config.metadata.name');
-    }),
-    StopPodSandbox: pendingUnary(ctx, s, 'StopPodSandbox', pods, sandboxId),
-    RemovePodSandbox: pendingUnary(ctx, s, 'RemovePodSandbox', pods, sandboxId),
-    PodSandboxStatus: pendingUnary(ctx, s, 'PodSandboxStatus', pods, sandboxId),
-    ListPodSandbox: pendingUnary(ctx, s, 'ListPodSandbox', pods),
-    StreamPodSandboxes: pendingStream(ctx, s, 'StreamPodSandboxes', pods),
-    CreateContainer: pendingUnary(ctx, s, 'CreateContainer', ctrs, (r) => {
-      sandboxId(r);
-      const config = requireMessage(r.config, 'config');
-      requireString(requireMessage(config.metadata, 'config.metadata').name, 'config.metadata.name');
-      requireMessage(r.sandbox_config, 'sandbox_config');
-    }),
-    StartContainer: pendingUnary(ctx, s, 'StartContainer', ctrs, containerId),
-    StopContainer: pendingUnary(ctx, s, 'StopContainer', ctrs, containerId),
-    RemoveContainer: pendingUnary(ctx, s, 'RemoveContainer', ctrs, containerId),
-    ListContainers: pendingUnary(ctx, s, 'ListContainers', ctrs),
-    StreamContainers: pendingStream(ctx, s, 'StreamContainers', ctrs),
-    ContainerStatus: pendingUnary(ctx, s, 'ContainerStatus', ctrs, containerId),
     UpdateContainerResources: pendingUnary(ctx, s, 'UpdateContainerResources', ctrs, containerId),
-    ReopenContainerLog: pendingUnary(ctx, s, 'ReopenContainerLog', ctrs, containerId),
-    ExecSync: pendingUnary(ctx, s, 'ExecSync', ctrs, command),
     Exec: pendingUnary(ctx, s, 'Exec', stream, command),
     Attach: pendingUnary(ctx, s, 'Attach', stream, containerId),
     PortForward: pendingUnary(ctx, s, 'PortForward', stream, sandboxId),

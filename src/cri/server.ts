@@ -21,6 +21,19 @@ import { loadCriProto } from './proto.js';
 import { runtimeConfig } from './runtime/runtime-config.js';
 import { status } from './runtime/status.js';
 import { version } from './runtime/version.js';
+import { containerStatus } from './runtime/container-status.js';
+import { createContainer } from './runtime/create-container.js';
+import { execSync } from './runtime/exec-sync.js';
+import { listContainers, streamContainers } from './runtime/list-containers.js';
+import { listPodSandbox, streamPodSandboxes } from './runtime/list-pod-sandbox.js';
+import { podSandboxStatus } from './runtime/pod-sandbox-status.js';
+import { removeContainer } from './runtime/remove-container.js';
+import { removePodSandbox } from './runtime/remove-pod-sandbox.js';
+import { reopenContainerLog } from './runtime/reopen-container-log.js';
+import { runPodSandbox } from './runtime/run-pod-sandbox.js';
+import { startContainer } from './runtime/start-container.js';
+import { stopContainer } from './runtime/stop-container.js';
+import { stopPodSandbox } from './runtime/stop-pod-sandbox.js';
 import { prepareSocketPath, removeSocket } from './socket.js';
 
 /** kubelet's own limit for CRI messages. */
@@ -36,6 +49,21 @@ export function runtimeHandlers(ctx: CriContext): RuntimeServiceHandlers {
     Version: unary(ctx, 'Version', version(ctx.runtime)),
     Status: unary(ctx, 'Status', status(ctx.runtime)),
     RuntimeConfig: unary(ctx, 'RuntimeConfig', runtimeConfig(ctx.runtime)),
+    RunPodSandbox: unary(ctx, 'RunPodSandbox', runPodSandbox(ctx.sandboxes)),
+    StopPodSandbox: unary(ctx, 'StopPodSandbox', stopPodSandbox(ctx.sandboxes)),
+    RemovePodSandbox: unary(ctx, 'RemovePodSandbox', removePodSandbox(ctx.sandboxes)),
+    PodSandboxStatus: unary(ctx, 'PodSandboxStatus', podSandboxStatus(ctx.sandboxes)),
+    ListPodSandbox: unary(ctx, 'ListPodSandbox', listPodSandbox(ctx.sandboxes)),
+    StreamPodSandboxes: serverStream(ctx, 'StreamPodSandboxes', streamPodSandboxes(ctx.sandboxes)),
+    CreateContainer: unary(ctx, 'CreateContainer', createContainer(ctx.sandboxes)),
+    StartContainer: unary(ctx, 'StartContainer', startContainer(ctx.containers)),
+    StopContainer: unary(ctx, 'StopContainer', stopContainer(ctx.containers)),
+    RemoveContainer: unary(ctx, 'RemoveContainer', removeContainer(ctx.containers)),
+    ListContainers: unary(ctx, 'ListContainers', listContainers(ctx.containers)),
+    StreamContainers: serverStream(ctx, 'StreamContainers', streamContainers(ctx.containers)),
+    ContainerStatus: unary(ctx, 'ContainerStatus', containerStatus(ctx.containers)),
+    ExecSync: unary(ctx, 'ExecSync', execSync(ctx.containers)),
+    ReopenContainerLog: unary(ctx, 'ReopenContainerLog', reopenContainerLog(ctx.containers)),
     ...pendingRuntimeHandlers(ctx),
   };
 }

@@ -92,6 +92,11 @@ export class ImageService {
     this.layerCache = new LayerCache(deps.content, deps.layers);
   }
 
+  /** The layer store's directory (overlay lowerdirs are below it). */
+  get layersRoot(): string {
+    return this.deps.layers.root;
+  }
+
   get layerSource(): LayerCache {
     return this.layerCache;
   }

@@ -55,13 +55,13 @@ export interface AuthConfigInput {
 
 /** What an image's config says about running it (image config `config` section). */
 export interface ImageRunConfig {
-  user: string;
-  env: string[];
-  entrypoint: string[];
-  cmd: string[];
-  workingDir: string;
-  stopSignal: string;
-  volumes: string[];
-  exposedPorts: string[];
-  labels: Record<string, string>;
+  readonly user: string;
+  readonly env: readonly string[];
+  readonly entrypoint: readonly string[];
+  readonly cmd: readonly string[];
+  readonly workingDir: string;
+  readonly stopSignal: string;
+  readonly volumes: readonly string[];
+  readonly exposedPorts: readonly string[];
+  readonly labels: Readonly<Record<string, string>>;
 }

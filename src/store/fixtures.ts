@@ -29,6 +29,7 @@ export function sandboxConfig(id: string, name = 'web'): RecordInput<'sandboxCon
     hostNetwork: false,
     hostPid: false,
     hostIpc: false,
+    privileged: false,
     netnsPath: `/run/crisp/netns/${id}`,
     cgroupParent: '',
     criConfig: { metadata: { name } },

@@ -67,6 +67,8 @@ export const sandboxConfigSchema = z
     hostNetwork: z.boolean(),
     hostPid: z.boolean(),
     hostIpc: z.boolean(),
+    /** security_context.privileged: the pod's containers may be privileged. */
+    privileged: z.boolean(),
     /** The pinned network namespace ('' for the host's). */
     netnsPath: z.string(),
     cgroupParent: z.string(),

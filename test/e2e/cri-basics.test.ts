@@ -83,17 +83,13 @@ describe('CRI basics against the real daemon', () => {
   });
 
   it('answers UNIMPLEMENTED for RPCs that have not landed, naming the RPC', async () => {
-    const err = await rejection(
-      cri.runtime.RunPodSandbox({
-        config: { metadata: { name: 'p', namespace: 'default', uid: 'u1', attempt: 0 } },
-      }),
-    );
+    const err = await rejection(cri.runtime.ContainerStats({ container_id: 'abc' }));
     assert.equal(err.code, GrpcCode.UNIMPLEMENTED);
-    assert.match(err.details, /RuntimeService\/RunPodSandbox is not implemented by crisp/);
+    assert.match(err.details, /RuntimeService\/ContainerStats is not implemented by crisp/);
 
-    const ctr = await rejection(cri.runtime.ListContainers({}));
+    const ctr = await rejection(cri.runtime.ListContainerStats({}));
     assert.equal(ctr.code, GrpcCode.UNIMPLEMENTED);
-    assert.match(ctr.details, /RuntimeService\/ListContainers/);
+    assert.match(ctr.details, /RuntimeService\/ListContainerStats/);
   });
 
   it('answers UNIMPLEMENTED on a server-streaming RPC that has not landed', async () => {

@@ -4,7 +4,8 @@
  * already running on the machine. The JSON log lines are collected for assertions.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { runCommand } from '../../../src/util/command.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -190,6 +191,24 @@ export async function startCrisp(dirs?: TestDirs, opts: TestConfigOptions = {}):
   return crisp;
 }
 
+/**
+ * Removes a test's dirs. The daemon leaves one mount by design (its netns directory is a
+ * private bind mount of itself, as /run/netns is for `ip netns`); anything still mounted below
+ * the base is lazily unmounted first, deepest first, so rm never crosses into a mount.
+ */
 export async function removeTestDirs(dirs: TestDirs): Promise<void> {
+  // Containers outlive crisp by design; a test that failed half-way may have left some.
+  const runcRoot = join(dirs.run, 'runc');
+  const leftover = await readdir(runcRoot).catch(() => [] as string[]);
+  for (const id of leftover) {
+    await runCommand('runc', ['--root', runcRoot, 'delete', '--force', id]).catch(() => undefined);
+  }
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  const mounts = info
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((m) => m === dirs.base || m.startsWith(`${dirs.base}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) await runCommand('umount', ['-l', m]).catch(() => undefined);
   await rm(dirs.base, { recursive: true, force: true });
 }

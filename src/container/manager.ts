@@ -1,0 +1,600 @@
+/**
+ * The container engine: libpod's lifecycle (init, start, stop, kill, cleanup, sync, remove)
+ * over conmon and runc, for application containers and for pods' infra containers alike.
+ *
+ * Rules it keeps (docs/state-machine.md):
+ * - every transition is written to the store before the caller hears of it;
+ * - operations on one container are serialised by its lock; different containers never wait
+ *   for each other; stop releases the lock while it waits out the grace period;
+ * - an operation a state does not allow fails with FAILED_PRECONDITION naming the state;
+ * - exits are learnt from conmon's exit file (watched, and checked again on reads).
+ */
+import { randomBytes } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
+import { access, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import {
+  AlreadyExistsError,
+  CommandError,
+  DeadlineExceededError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+} from '../errors.js';
+import type { ImageService, StoredImage } from '../image/service.js';
+import type { Logger } from '../log/logger.js';
+import { createContainer, execSync, readExitFile, hasOomFile, reopenLog } from '../oci/conmon.js';
+import { Runc } from '../oci/runc.js';
+import { StoreBatch } from '../store/batch.js';
+import type {
+  ContainerConfigRecord,
+  ContainerStateRecord,
+  JsonValue,
+  RecordInput,
+} from '../store/records.js';
+import type { StateStore, StoredContainer } from '../store/state-store.js';
+import { KeyedMutex } from '../util/keyed-mutex.js';
+import { isActive, requireState, type ContainerState } from './state.js';
+import { mountRootfs, removeRootfsStorage, unmountRootfs } from './rootfs.js';
+
+export type { StoredContainer } from '../store/state-store.js';
+
+/** What the engine needs to know about the runtime set-up (from crisp.toml). */
+export interface ContainerEngineSettings {
+  conmonPath: string;
+  runtimes: Record<string, { path: string }>;
+  defaultRuntime: string;
+  /** runc --root for every container crisp runs. */
+  runtimeRoot: string;
+  systemdCgroup: boolean;
+  bundlesDir: string;
+  exitsDir: string;
+  containersDir: string;
+  attachDir: string;
+  /** Scratch space for ExecSync process specs and logs. */
+  execDir: string;
+}
+
+export interface ContainerEngineDeps {
+  store: StateStore;
+  images: ImageService;
+  log: Logger;
+}
+
+/** Everything the spec builder gets to build config.json. */
+export interface SpecContext {
+  id: string;
+  rootfs: string;
+  image: StoredImage;
+}
+
+export interface CreateRequest {
+  kind: 'infra' | 'app';
+  sandboxId: string;
+  name: string;
+  attempt: number;
+  /** Unique per Kubernetes metadata; a second create with it is ALREADY_EXISTS. */
+  nameKey: string;
+  /** The image as the caller named it (tag, digest or id). */
+  image: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  /** Absolute log path ('' for none). */
+  logPath: string;
+  mounts: ContainerConfigRecord['mounts'];
+  tty: boolean;
+  stdin: boolean;
+  stdinOnce: boolean;
+  runtimeHandler: string;
+  criConfig: JsonValue;
+  /** Builds config.json once the rootfs is mounted (the user is resolved inside it). */
+  buildSpec: (ctx: SpecContext) => Promise<object>;
+  /** For app containers: the pod's infra container must be running to start them. */
+  infraContainerId?: string;
+}
+
+export interface ExecSyncResult {
+  stdout: Buffer;
+  stderr: Buffer;
+  exitCode: number;
+}
+
+/** Output ExecSync returns per stream; more is cut off (kubelet probes read far less). */
+export const EXEC_SYNC_OUTPUT_CAP = 16 * 1024 * 1024;
+/** Extra time conmon gets after an ExecSync timeout before crisp kills it. */
+const STOP_KILL_WAIT_MS = 10_000;
+const EXIT_POLL_MS = 50;
+
+function nowNs(): string {
+  return (BigInt(Date.now()) * 1_000_000n).toString();
+}
+
+function msToNs(ms: number): string {
+  return (BigInt(Math.round(ms)) * 1_000_000n).toString();
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class ContainerManager {
+  private readonly locks = new KeyedMutex();
+  private watcher: FSWatcher | undefined;
+  private readonly runcs = new Map<string, Runc>();
+
+  constructor(
+    private readonly deps: ContainerEngineDeps,
+    private readonly settings: ContainerEngineSettings,
+  ) {}
+
+  // --- set-up --------------------------------------------------------------------------------
+
+  async init(): Promise<void> {
+    const s = this.settings;
+    for (const dir of [s.bundlesDir, s.exitsDir, s.containersDir, s.attachDir, s.execDir, s.runtimeRoot]) {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+    }
+    this.watcher = watch(s.exitsDir, (_event, file) => {
+      if (typeof file === 'string' && /^[0-9a-f]{64}$/.test(file)) {
+        void this.syncLogged(file);
+      }
+    });
+    this.watcher.on('error', (err) => {
+      this.deps.log.error({ err }, 'exit directory watch failed; exits are still found on reads');
+    });
+    // Exits that happened while crisp was not watching.
+    for (const c of this.deps.store.listContainers()) {
+      if (isActive(c.state.state)) void this.syncLogged(c.config.id);
+    }
+  }
+
+  close(): void {
+    this.watcher?.close();
+  }
+
+  private runtimeFor(handler: string): { name: string; runc: Runc; path: string } {
+    const name = handler === '' ? this.settings.defaultRuntime : handler;
+    const rt = this.settings.runtimes[name];
+    if (!rt) {
+      const known = Object.keys(this.settings.runtimes).join(', ');
+      throw new InvalidArgumentError(
+        'runtime_handler',
+        `unknown runtime handler "${handler}"; crisp.toml has: ${known}`,
+      );
+    }
+    let runc = this.runcs.get(name);
+    if (!runc) {
+      runc = new Runc({
+        path: rt.path,
+        root: this.settings.runtimeRoot,
+        systemdCgroup: this.settings.systemdCgroup,
+        log: this.deps.log,
+      });
+      this.runcs.set(name, runc);
+    }
+    return { name, runc, path: rt.path };
+  }
+
+  bundleDir(id: string): string {
+    return join(this.settings.bundlesDir, id);
+  }
+
+  private containerDir(id: string): string {
+    return join(this.settings.containersDir, id);
+  }
+
+  private persistDir(id: string): string {
+    return join(this.containerDir(id), 'userdata');
+  }
+
+  private rootfsDir(id: string): string {
+    return join(this.bundleDir(id), 'rootfs');
+  }
+
+  // --- reads ---------------------------------------------------------------------------------
+
+  get(id: string): StoredContainer {
+    const found = this.find(id);
+    if (!found) throw new NotFoundError('container', id);
+    return found;
+  }
+
+  /** By full id or unique prefix; undefined if none. */
+  find(idOrPrefix: string): StoredContainer | undefined {
+    const exact = this.deps.store.getContainer(idOrPrefix);
+    if (exact) return exact;
+    if (!/^[0-9a-f]{3,63}$/.test(idOrPrefix)) return undefined;
+    const matches = this.deps.store.listContainers().filter((c) => c.config.id.startsWith(idOrPrefix));
+    if (matches.length > 1) {
+      throw new InvalidArgumentError(
+        'container_id',
+        `prefix "${idOrPrefix}" matches ${matches.length} containers`,
+      );
+    }
+    return matches[0];
+  }
+
+  list(): StoredContainer[] {
+    return this.deps.store.listContainers();
+  }
+
+  /** Picks up an exit the watcher may have missed (cheap: one access() for active containers). */
+  async refresh(id: string): Promise<void> {
+    const c = this.deps.store.getContainer(id);
+    if (!c || !isActive(c.state.state)) return;
+    const exitFile = join(this.settings.exitsDir, id);
+    const exists = await access(exitFile).then(
+      () => true,
+      () => false,
+    );
+    if (exists) await this.sync(id);
+  }
+
+  // --- create --------------------------------------------------------------------------------
+
+  async create(req: CreateRequest): Promise<StoredContainer> {
+    const { store, images, log } = this.deps;
+    if (store.getName(req.nameKey)) {
+      const holder = store.getName(req.nameKey);
+      throw new AlreadyExistsError('container name', req.nameKey, {
+        hint: `it is held by container ${holder?.id ?? '?'}; remove that container first`,
+      });
+    }
+    const image = await images.resolve(req.image);
+    if (!image) {
+      throw new NotFoundError('image', req.image, { hint: `pull it first (crictl pull ${req.image})` });
+    }
+    const runtime = this.runtimeFor(req.runtimeHandler);
+    const id = randomBytes(32).toString('hex');
+    const createdAt = nowNs();
+    const config: RecordInput<'containerConfig'> = {
+      id,
+      sandboxId: req.sandboxId,
+      kind: req.kind,
+      name: req.name,
+      attempt: req.attempt,
+      image: req.image,
+      imageRef: image.id,
+      labels: req.labels,
+      annotations: req.annotations,
+      logPath: req.logPath,
+      mounts: req.mounts,
+      tty: req.tty,
+      stdin: req.stdin,
+      stdinOnce: req.stdinOnce,
+      stopSignal: image.run.stopSignal === '' ? 'SIGTERM' : image.run.stopSignal,
+      criConfig: req.criConfig,
+      createdAt,
+    };
+    // The record and the name first: a crash from here on leaves a 'configured' container that
+    // recovery can clean up, never an untracked mount or process.
+    await store.commit(
+      new StoreBatch()
+        .putContainerConfig(config)
+        .putContainerState(id, { state: 'configured', updatedAt: createdAt })
+        .putName(req.nameKey, { kind: 'container', id }),
+    );
+    try {
+      await this.locks.run(`container:${id}`, () => this.initContainer(id, req, image, runtime));
+    } catch (err) {
+      log.warn(
+        { containerId: id, err: err instanceof Error ? err.message : String(err) },
+        'create failed; cleaning up',
+      );
+      await this.destroy(id, req.nameKey).catch((cleanupErr: unknown) => {
+        log.error({ containerId: id, err: cleanupErr }, 'cleanup after a failed create failed');
+      });
+      throw err;
+    }
+    return this.get(id);
+  }
+
+  /** configured → created: rootfs, config.json, conmon + runc create. */
+  private async initContainer(
+    id: string,
+    req: Pick<CreateRequest, 'buildSpec' | 'logPath' | 'name' | 'tty' | 'stdin' | 'stdinOnce'>,
+    image: StoredImage,
+    runtime: { runc: Runc; path: string },
+  ): Promise<void> {
+    const bundle = this.bundleDir(id);
+    await mkdir(bundle, { recursive: true, mode: 0o700 });
+    await mkdir(this.persistDir(id), { recursive: true, mode: 0o700 });
+    await mountRootfs(this.deps.images.layerDirs(image), this.deps.images.layersRoot, {
+      containerDir: this.containerDir(id),
+      target: this.rootfsDir(id),
+    });
+    const spec = await req.buildSpec({ id, rootfs: this.rootfsDir(id), image });
+    await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
+    if (req.logPath !== '') await mkdir(dirname(req.logPath), { recursive: true, mode: 0o755 });
+    await rm(join(this.settings.exitsDir, id), { force: true });
+    const { pid, conmonPid } = await this.spawn(id, req, runtime);
+    await this.transition(id, { state: 'created', pid, conmonPid });
+  }
+
+  private async transition(
+    id: string,
+    patch: Partial<Omit<ContainerStateRecord, 'v' | 'updatedAt'>> & { state: ContainerState },
+  ): Promise<void> {
+    const current = this.deps.store.getContainer(id);
+    if (!current) throw new NotFoundError('container', id);
+    const { v: _v, ...prev } = current.state;
+    await this.deps.store.commit(
+      new StoreBatch().putContainerState(id, { ...prev, ...patch, updatedAt: nowNs() }),
+    );
+  }
+
+  // --- start ---------------------------------------------------------------------------------
+
+  async start(id: string): Promise<void> {
+    const c = this.get(id);
+    if (c.config.kind === 'app') this.requireInfraRunning(c.config.sandboxId);
+    await this.locks.run(`container:${c.config.id}`, async () => {
+      const current = this.get(c.config.id);
+      requireState('start', current.state.state, c.config.id);
+      const runtime = this.runtimeFor(this.handlerOf(current));
+      if (current.state.state !== 'created') await this.reinit(current, runtime);
+      // Taken before runc start returns: a short-lived process may have exited (and conmon
+      // stamped its exit file) by the time the call comes back.
+      const startedAt = nowNs();
+      await runtime.runc.start(current.config.id);
+      await this.transition(current.config.id, { state: 'running', startedAt });
+    });
+  }
+
+  /** A container runs under its pod's runtime handler. */
+  private handlerOf(c: StoredContainer): string {
+    return this.deps.store.getSandbox(c.config.sandboxId)?.config.runtimeHandler ?? '';
+  }
+
+  /**
+   * libpod's reinit: a stopped or exited container is cleaned up and created again from its
+   * saved config.json (same id, same upper dir), ready to start.
+   */
+  private async reinit(c: StoredContainer, runtime: { runc: Runc; path: string }): Promise<void> {
+    const id = c.config.id;
+    await this.cleanup(id);
+    const image = await this.deps.images.resolve(c.config.imageRef);
+    if (!image) throw new NotFoundError('image', c.config.image, { hint: `it was removed; pull it again` });
+    await mountRootfs(this.deps.images.layerDirs(image), this.deps.images.layersRoot, {
+      containerDir: this.containerDir(id),
+      target: this.rootfsDir(id),
+    });
+    await rm(join(this.settings.exitsDir, id), { force: true });
+    await rm(join(this.persistDir(id), 'oom'), { force: true });
+    await rm(join(this.persistDir(id), 'exit'), { force: true });
+    const { pid, conmonPid } = await this.spawn(id, c.config, runtime);
+    await this.transition(id, {
+      state: 'created',
+      pid,
+      conmonPid,
+      exitCode: undefined,
+      reason: undefined,
+      finishedAt: undefined,
+    });
+  }
+
+  private spawn(
+    id: string,
+    cfg: Pick<ContainerConfigRecord, 'name' | 'logPath' | 'tty' | 'stdin' | 'stdinOnce'>,
+    runtime: { path: string },
+  ): Promise<{ pid: number; conmonPid: number }> {
+    return createContainer({
+      conmonPath: this.settings.conmonPath,
+      runtimePath: runtime.path,
+      runtimeRoot: this.settings.runtimeRoot,
+      id,
+      name: cfg.name,
+      bundle: this.bundleDir(id),
+      // conmon always needs a log target; 'none' keeps nothing (the infra container).
+      logPath: cfg.logPath === '' ? 'none' : cfg.logPath,
+      exitDir: this.settings.exitsDir,
+      persistDir: this.persistDir(id),
+      socketDir: this.settings.attachDir,
+      terminal: cfg.tty,
+      stdin: cfg.stdin,
+      stdinOnce: cfg.stdinOnce,
+      systemdCgroup: this.settings.systemdCgroup,
+      log: this.deps.log,
+    });
+  }
+
+  private requireInfraRunning(sandboxId: string): void {
+    const infra = this.deps.store
+      .listContainers()
+      .find((c) => c.config.sandboxId === sandboxId && c.config.kind === 'infra');
+    if (infra?.state.state !== 'running') {
+      throw new FailedPreconditionError(
+        `pod sandbox "${sandboxId}" is not running (its infra container is ${infra?.state.state ?? 'missing'}): start a new pod`,
+      );
+    }
+  }
+
+  // --- exits ---------------------------------------------------------------------------------
+
+  private async syncLogged(id: string): Promise<void> {
+    try {
+      await this.sync(id);
+    } catch (err) {
+      this.deps.log.error({ containerId: id, err }, 'could not record a container exit');
+    }
+  }
+
+  /** Brings the record up to date from conmon's exit and oom files; cleans up after an exit. */
+  async sync(id: string): Promise<void> {
+    await this.locks.run(`container:${id}`, async () => {
+      const c = this.deps.store.getContainer(id);
+      if (!c || !isActive(c.state.state)) return;
+      const exit = await readExitFile(this.settings.exitsDir, id);
+      if (!exit) return;
+      const oom = await hasOomFile(this.persistDir(id));
+      const reason = oom ? 'OOMKilled' : exit.exitCode === 0 ? 'Completed' : 'Error';
+      // The exit file's mtime has millisecond precision; never report finishing before starting.
+      const finishedNs = BigInt(msToNs(exit.finishedAt.getTime()));
+      const startedNs = BigInt(c.state.startedAt ?? '0');
+      await this.transition(id, {
+        state: 'stopped',
+        exitCode: exit.exitCode,
+        finishedAt: (finishedNs > startedNs ? finishedNs : startedNs).toString(),
+        reason,
+        pid: undefined,
+      });
+      this.deps.log.info({ containerId: id, exitCode: exit.exitCode, reason }, 'container exited');
+      await this.cleanup(id);
+    });
+  }
+
+  /** stopped/created/configured → exited: runc delete, unmount the rootfs. Idempotent. */
+  private async cleanup(id: string): Promise<void> {
+    const c = this.deps.store.getContainer(id);
+    if (!c) return;
+    const runtime = this.runtimeFor(this.handlerOf(c));
+    await runtime.runc.delete(id, true);
+    await unmountRootfs(this.rootfsDir(id));
+    if (c.state.state !== 'exited') {
+      await this.transition(id, { state: 'exited', pid: undefined });
+    }
+  }
+
+  // --- stop ----------------------------------------------------------------------------------
+
+  /**
+   * Sends the stop signal, waits up to `timeoutSec`, then SIGKILLs every process of the
+   * container and waits for the exit. Idempotent: a container that is not running is fine.
+   * The container's lock is not held while waiting, so reads and other work go on.
+   */
+  async stop(id: string, timeoutSec: number): Promise<void> {
+    const c = this.get(id);
+    const cid = c.config.id;
+    await this.refresh(cid);
+    const current = this.get(cid);
+    if (!isActive(current.state.state)) {
+      if (current.state.state === 'stopped')
+        await this.locks.run(`container:${cid}`, () => this.cleanup(cid));
+      return;
+    }
+    const { runc } = this.runtimeFor(this.handlerOf(current));
+    if (current.state.state === 'created') {
+      // Never started: nothing runs yet but runc's init; kill it.
+      await runc.kill(cid, 'KILL', true).catch(() => undefined);
+    } else if (timeoutSec > 0) {
+      await runc.kill(cid, current.config.stopSignal, false).catch((err: unknown) => {
+        this.deps.log.warn({ containerId: cid, err }, 'stop signal not delivered; killing');
+      });
+      if (await this.waitExit(cid, timeoutSec * 1000)) return;
+    }
+    await runc.kill(cid, 'KILL', true).catch((err: unknown) => {
+      this.deps.log.warn({ containerId: cid, err }, 'SIGKILL not delivered');
+    });
+    if (await this.waitExit(cid, STOP_KILL_WAIT_MS)) return;
+    throw new DeadlineExceededError(
+      `container "${cid}" did not exit ${STOP_KILL_WAIT_MS / 1000} s after SIGKILL; check 'runc --root ${this.settings.runtimeRoot} state ${cid}'`,
+    );
+  }
+
+  /** Waits for the exit file (then syncs); true if the container exited in time. */
+  private async waitExit(id: string, ms: number): Promise<boolean> {
+    const deadline = performance.now() + ms;
+    const exitFile = join(this.settings.exitsDir, id);
+    for (;;) {
+      const exists = await access(exitFile).then(
+        () => true,
+        () => false,
+      );
+      if (exists) {
+        await this.sync(id);
+        return true;
+      }
+      if (performance.now() >= deadline) return false;
+      await sleep(EXIT_POLL_MS);
+    }
+  }
+
+  // --- remove --------------------------------------------------------------------------------
+
+  /** Force-stops if needed, then removes everything. Idempotent for unknown ids. */
+  async remove(id: string): Promise<void> {
+    const c = this.find(id);
+    if (!c) return;
+    const cid = c.config.id;
+    if (isActive(c.state.state)) await this.stop(cid, 0);
+    const nameKey = this.deps.store.listNames().find((n) => n.kind === 'container' && n.id === cid)?.name;
+    await this.locks.run(`container:${cid}`, () => this.destroy(cid, nameKey));
+  }
+
+  /** Removes the runtime state, mounts, dirs and records of a container. */
+  private async destroy(id: string, nameKey: string | undefined): Promise<void> {
+    const c = this.deps.store.getContainer(id);
+    if (c && c.state.state !== 'removing') await this.transition(id, { state: 'removing' });
+    if (c) {
+      const { runc } = this.runtimeFor(this.handlerOf(c));
+      await runc.delete(id, true);
+    }
+    await unmountRootfs(this.rootfsDir(id));
+    await rm(this.bundleDir(id), { recursive: true, force: true });
+    await removeRootfsStorage(this.containerDir(id));
+    await rm(join(this.settings.exitsDir, id), { force: true });
+    await rm(join(this.settings.attachDir, id), { recursive: true, force: true });
+    const batch = new StoreBatch();
+    if (c) batch.delContainer(id);
+    if (nameKey !== undefined) batch.delName(nameKey);
+    await this.deps.store.commit(batch);
+  }
+
+  // --- exec and logs ---------------------------------------------------------------------------
+
+  async execSync(id: string, cmd: string[], timeoutSec: number): Promise<ExecSyncResult> {
+    const c = this.get(id);
+    await this.refresh(c.config.id);
+    requireState('exec', this.get(c.config.id).state.state, c.config.id);
+    if (cmd.length === 0) throw new InvalidArgumentError('cmd', 'required, got an empty command');
+    const spec = JSON.parse(await readFile(join(this.bundleDir(c.config.id), 'config.json'), 'utf8')) as {
+      process: Record<string, unknown>;
+    };
+    const runtime = this.runtimeFor(this.handlerOf(c));
+    const workDir = await mkdtemp(join(this.settings.execDir, 'exec-'));
+    try {
+      const res = await execSync({
+        conmonPath: this.settings.conmonPath,
+        runtimePath: runtime.path,
+        runtimeRoot: this.settings.runtimeRoot,
+        id: c.config.id,
+        name: c.config.name,
+        processSpec: { ...spec.process, args: cmd, terminal: false },
+        timeoutSec,
+        workDir,
+        systemdCgroup: this.settings.systemdCgroup,
+        maxOutputBytes: EXEC_SYNC_OUTPUT_CAP,
+        log: this.deps.log,
+      });
+      if (res.timedOut) {
+        return {
+          stdout: res.stdout,
+          stderr: Buffer.concat([res.stderr, Buffer.from(`command timed out after ${timeoutSec} s\n`)]),
+          exitCode: -1,
+        };
+      }
+      return { stdout: res.stdout, stderr: res.stderr, exitCode: res.exitCode };
+    } finally {
+      await rm(workDir, { recursive: true, force: true });
+    }
+  }
+
+  async reopenLog(id: string): Promise<void> {
+    const c = this.get(id);
+    await this.refresh(c.config.id);
+    requireState('reopenLog', this.get(c.config.id).state.state, c.config.id);
+    if (c.config.logPath === '') return;
+    await reopenLog(this.bundleDir(c.config.id));
+    // conmon reopens asynchronously; wait (bounded) until the file exists again.
+    const deadline = performance.now() + 5_000;
+    while (performance.now() < deadline) {
+      if (
+        await stat(c.config.logPath).then(
+          () => true,
+          () => false,
+        )
+      )
+        return;
+      await sleep(20);
+    }
+    throw new CommandError('conmon', undefined, `log file ${c.config.logPath} was not reopened within 5 s`);
+  }
+}

@@ -1,0 +1,618 @@
+/**
+ * The OCI runtime spec (config.json) of an app container and of a pod's infra (pause) container,
+ * built by pure functions from domain inputs (spec-types.ts) and facts the caller resolved with I/O
+ * beforehand (the mounted rootfs, the user from its /etc/passwd, the host's OOM floor).
+ *
+ * What goes where follows /work/shared/notes/oci-runtime-spec-for-cri.md, which records what
+ * containerd 1.7 writes; the places crisp chooses differently say so where they happen.
+ *
+ * Not emitted yet: seccomp, AppArmor, SELinux labels (`linux.seccomp` stays absent: a later
+ * issue), user namespaces, hugepages and unified cgroup v2 keys, rlimits (none: processes inherit
+ * the runtime's, as with containerd's CRI). Devices: see `devicesFor`.
+ */
+import path from 'node:path';
+import {
+  FailedPreconditionError,
+  InternalError,
+  InvalidArgumentError,
+  UnimplementedError,
+} from '../errors.js';
+import { mergeEnv, resolveArgs } from './args.js';
+import type {
+  ContainerResourcesInput,
+  ContainerSecurityInput,
+  ContainerSpecInput,
+  ContainerSpecResolved,
+  InfraPodContext,
+  InfraSpecInput,
+  InfraSpecResolved,
+  MountInput,
+  OciDeviceCgroup,
+  OciMount,
+  OciNamespace,
+  OciResources,
+  OciSpec,
+  PodContext,
+  ProcessUser,
+} from './spec-types.js';
+
+/** What runc 1.1.5 (the runtime crisp drives) reports as its spec version. */
+export const OCI_VERSION = '1.0.2-dev';
+
+/** containerd's (Docker's) default capability set, in containerd's order. */
+export const DEFAULT_CAPABILITIES: readonly string[] = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
+];
+
+/**
+ * Every Linux capability crisp knows (0..40, kernel 5.9+), in number order: what `privileged` and
+ * `add: [ALL]` grant. runc skips, with a warning, any the running kernel lacks.
+ */
+export const ALL_CAPABILITIES: readonly string[] = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_DAC_READ_SEARCH',
+  'CAP_FOWNER',
+  'CAP_FSETID',
+  'CAP_KILL',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETPCAP',
+  'CAP_LINUX_IMMUTABLE',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_NET_BROADCAST',
+  'CAP_NET_ADMIN',
+  'CAP_NET_RAW',
+  'CAP_IPC_LOCK',
+  'CAP_IPC_OWNER',
+  'CAP_SYS_MODULE',
+  'CAP_SYS_RAWIO',
+  'CAP_SYS_CHROOT',
+  'CAP_SYS_PTRACE',
+  'CAP_SYS_PACCT',
+  'CAP_SYS_ADMIN',
+  'CAP_SYS_BOOT',
+  'CAP_SYS_NICE',
+  'CAP_SYS_RESOURCE',
+  'CAP_SYS_TIME',
+  'CAP_SYS_TTY_CONFIG',
+  'CAP_MKNOD',
+  'CAP_LEASE',
+  'CAP_AUDIT_WRITE',
+  'CAP_AUDIT_CONTROL',
+  'CAP_SETFCAP',
+  'CAP_MAC_OVERRIDE',
+  'CAP_MAC_ADMIN',
+  'CAP_SYSLOG',
+  'CAP_WAKE_ALARM',
+  'CAP_BLOCK_SUSPEND',
+  'CAP_AUDIT_READ',
+  'CAP_PERFMON',
+  'CAP_BPF',
+  'CAP_CHECKPOINT_RESTORE',
+];
+
+/** Masked when the request gives no list (the older kubelet defaults). */
+export const DEFAULT_MASKED_PATHS: readonly string[] = [
+  '/proc/acpi',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
+];
+
+/** Read-only when the request gives no list (the older kubelet defaults). */
+export const DEFAULT_READONLY_PATHS: readonly string[] = [
+  '/proc/asound',
+  '/proc/bus',
+  '/proc/fs',
+  '/proc/irq',
+  '/proc/sys',
+  '/proc/sysrq-trigger',
+];
+
+/** containerd's oom_score_adj for the pause process. */
+export const DEFAULT_INFRA_OOM_SCORE_ADJ = -998;
+/** containerd's cpu.shares for the pause container. */
+export const INFRA_CPU_SHARES = 2;
+
+/** The annotations containerd's CRI plugin writes; consumers (Kata, gVisor, NRI) key off them. */
+export const ANNOTATIONS = {
+  containerType: 'io.kubernetes.cri.container-type',
+  sandboxId: 'io.kubernetes.cri.sandbox-id',
+  sandboxName: 'io.kubernetes.cri.sandbox-name',
+  sandboxNamespace: 'io.kubernetes.cri.sandbox-namespace',
+  sandboxUid: 'io.kubernetes.cri.sandbox-uid',
+  sandboxLogDirectory: 'io.kubernetes.cri.sandbox-log-directory',
+  sandboxCpuPeriod: 'io.kubernetes.cri.sandbox-cpu-period',
+  sandboxCpuQuota: 'io.kubernetes.cri.sandbox-cpu-quota',
+  sandboxCpuShares: 'io.kubernetes.cri.sandbox-cpu-shares',
+  sandboxMemory: 'io.kubernetes.cri.sandbox-memory',
+  containerName: 'io.kubernetes.cri.container-name',
+  imageName: 'io.kubernetes.cri.image-name',
+} as const;
+
+const SC = 'config.linux.security_context';
+const RES = 'config.linux.resources';
+
+// --- capabilities --------------------------------------------------------------------------------
+
+function capabilityName(raw: string, field: string): string {
+  const upper = raw.trim().toUpperCase();
+  if (upper === 'ALL') return upper;
+  const bare = upper.startsWith('CAP_') ? upper.slice(4) : upper;
+  if (!/^[A-Z0-9_]+$/.test(bare)) {
+    throw new InvalidArgumentError(field, `${JSON.stringify(raw)} is not a capability name`);
+  }
+  return `CAP_${bare}`;
+}
+
+/**
+ * The capability set (bounding = effective = permitted) for a security context, containerd's way:
+ * start from the default 14; `ALL` in add means every capability and `ALL` in drop means none
+ * (both applied first, drop after add), then the individual adds, then the individual drops.
+ * Names take `CAP_` if they lack it (CRI sends them bare) and any case. Well-formed names crisp
+ * does not know pass through (runc ignores, with a warning, those its kernel lacks). Privileged
+ * containers get ALL_CAPABILITIES and add/drop are ignored.
+ */
+export function capabilitySet(security: ContainerSecurityInput | undefined): string[] {
+  if (security?.privileged === true) return [...ALL_CAPABILITIES];
+  const requested = security?.capabilities;
+  if (!requested) return [...DEFAULT_CAPABILITIES];
+  const add = requested.add.map((c, i) => capabilityName(c, `${SC}.capabilities.add_capabilities[${i}]`));
+  const drop = requested.drop.map((c, i) => capabilityName(c, `${SC}.capabilities.drop_capabilities[${i}]`));
+  let caps = add.includes('ALL') ? [...ALL_CAPABILITIES] : [...DEFAULT_CAPABILITIES];
+  if (drop.includes('ALL')) caps = [];
+  for (const c of add) if (c !== 'ALL' && !caps.includes(c)) caps.push(c);
+  return caps.filter((c) => !drop.includes(c));
+}
+
+// --- cgroups -------------------------------------------------------------------------------------
+
+/**
+ * linux.cgroupsPath for a container (or the infra container) of a pod:
+ * - cgroupfs: `<parent>/crisp-<id>`, or `/crisp/<id>` without a parent;
+ * - systemd: `<slice>:crisp:<id>` (runc then makes `crisp-<id>.scope` in that slice), with
+ *   `system.slice` without a parent. A parent that is a path takes its last element (as CRI-O
+ *   does); one that is not a `.slice` is an InvalidArgumentError.
+ */
+export function cgroupsPath(driver: 'cgroupfs' | 'systemd', parent: string, id: string): string {
+  if (driver === 'systemd') {
+    const slice = parent === '' ? 'system.slice' : path.posix.basename(parent);
+    if (!slice.endsWith('.slice') || slice.includes(':')) {
+      throw new InvalidArgumentError(
+        'config.linux.cgroup_parent',
+        `${JSON.stringify(parent)} is not a systemd slice: with the systemd cgroup driver the parent must be a slice such as "kubepods-burstable-pod<uid>.slice"`,
+      );
+    }
+    return `${slice}:crisp:${id}`;
+  }
+  if (parent === '') return `/crisp/${id}`;
+  const clean = path.posix.normalize(`/${parent}`).replace(/\/+$/, '');
+  return `${clean}/crisp-${id}`;
+}
+
+// --- resources -----------------------------------------------------------------------------------
+
+function checkInt(field: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(field, `${value} is out of range (${min}..${max})`);
+  }
+  return value;
+}
+
+/**
+ * Devices. Runc creates its defaults (/dev/null, zero, full, random, urandom, tty, ptmx, console
+ * with a terminal) and allows them in the device cgroup on top of the deny-all below; privileged
+ * containers may use any device. CRI `devices` (device plugins) and the host devices of privileged
+ * containers (containerd's WithHostDevices) are not implemented yet: THIS is the place for them
+ * (they need `linux.devices` entries built from the host's device nodes, resolved with I/O by the
+ * caller, plus their cgroup rules here).
+ */
+function devicesFor(input: ContainerSpecInput | undefined, privileged: boolean): OciDeviceCgroup[] {
+  if (input && input.devices.length > 0) {
+    throw new UnimplementedError(
+      `config.devices: crisp does not pass host devices into containers yet (${input.devices.length} requested)`,
+    );
+  }
+  return [privileged ? { allow: true, access: 'rwm' } : { allow: false, access: 'rwm' }];
+}
+
+function containerResources(
+  r: ContainerResourcesInput | undefined,
+  devices: OciDeviceCgroup[],
+  swapControllerAvailable: boolean,
+): OciResources {
+  const out: OciResources = { devices };
+  const cpu: NonNullable<OciResources['cpu']> = {};
+  if (r?.cpuShares) cpu.shares = checkInt(`${RES}.cpu_shares`, r.cpuShares, 0);
+  if (r?.cpuQuota) cpu.quota = checkInt(`${RES}.cpu_quota`, r.cpuQuota, -1);
+  if (r?.cpuPeriod) cpu.period = checkInt(`${RES}.cpu_period`, r.cpuPeriod, 0);
+  if (r?.cpusetCpus) cpu.cpus = r.cpusetCpus;
+  if (r?.cpusetMems) cpu.mems = r.cpusetMems;
+  if (Object.keys(cpu).length > 0) out.cpu = cpu;
+  const memory: NonNullable<OciResources['memory']> = {};
+  if (r?.memoryLimitBytes) {
+    memory.limit = checkInt(`${RES}.memory_limit_in_bytes`, r.memoryLimitBytes, 0);
+    // containerd: swap equal to the limit, so a container does not swap unless asked to.
+    if (swapControllerAvailable) memory.swap = memory.limit;
+  }
+  if (r?.memorySwapLimitBytes && swapControllerAvailable) {
+    memory.swap = checkInt(`${RES}.memory_swap_limit_in_bytes`, r.memorySwapLimitBytes, -1);
+  }
+  if (Object.keys(memory).length > 0) out.memory = memory;
+  return out;
+}
+
+/**
+ * The oom_score_adj to write: the requested one (0 if unset: leaving it out would let the container
+ * inherit the daemon's own score), raised to `floor` when it is below it.
+ */
+export function effectiveOomScoreAdj(requested: number | undefined, floor: number | undefined): number {
+  const adj = checkInt(`${RES}.oom_score_adj`, requested ?? 0, -1000, 1000);
+  return floor !== undefined && adj < floor ? floor : adj;
+}
+
+// --- mounts --------------------------------------------------------------------------------------
+
+function cleanPath(p: string): string {
+  const clean = path.posix.normalize(p);
+  return clean.length > 1 ? clean.replace(/\/+$/, '') : clean;
+}
+
+/** The runtime's base mounts, containerd's set without /run; /dev/shm is always replaced in practice. */
+export function defaultMounts(privileged: boolean): OciMount[] {
+  const roUnlessPrivileged = privileged ? [] : ['ro'];
+  return [
+    { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+    {
+      destination: '/dev',
+      type: 'tmpfs',
+      source: 'tmpfs',
+      options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+    },
+    {
+      destination: '/dev/pts',
+      type: 'devpts',
+      source: 'devpts',
+      options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
+    },
+    {
+      destination: '/dev/shm',
+      type: 'tmpfs',
+      source: 'shm',
+      options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
+    },
+    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+    {
+      destination: '/sys',
+      type: 'sysfs',
+      source: 'sysfs',
+      options: ['nosuid', 'noexec', 'nodev', ...roUnlessPrivileged],
+    },
+    {
+      destination: '/sys/fs/cgroup',
+      type: 'cgroup',
+      source: 'cgroup',
+      options: ['nosuid', 'noexec', 'nodev', 'relatime', ...roUnlessPrivileged],
+    },
+  ];
+}
+
+/** The default mounts no supplied mount replaces (all under /dev go if /dev itself is supplied). */
+function keptDefaults(defaults: OciMount[], supplied: ReadonlySet<string>): OciMount[] {
+  return defaults.filter(
+    (m) => !supplied.has(m.destination) && !(supplied.has('/dev') && m.destination.startsWith('/dev/')),
+  );
+}
+
+const PROPAGATION = {
+  private: 'rprivate',
+  'host-to-container': 'rslave',
+  bidirectional: 'rshared',
+} as const;
+
+/**
+ * The app container's mounts, containerd's order: the default mounts a supplied one does not
+ * replace, then the CRI mounts plus the pod files the CRI mounts do not cover (/etc/hostname,
+ * /etc/hosts, /etc/resolv.conf, /dev/shm), stably sorted by path depth so a parent is mounted
+ * before what lies under it. rootfsPropagation is rshared if any mount is bidirectional, else
+ * rslave if any is host-to-container, else left to runc (rprivate).
+ */
+export function containerMounts(
+  input: ContainerSpecInput,
+  pod: PodContext,
+): { mounts: OciMount[]; rootfsPropagation?: 'rslave' | 'rshared' } {
+  const security = input.linux.securityContext;
+  const privileged = security?.privileged === true;
+  const podFilesReadonly = security?.readonlyRootfs === true;
+
+  const supplied: MountInput[] = input.mounts.map((m, i) => {
+    for (const [key, field] of [
+      ['containerPath', 'container_path'],
+      ['hostPath', 'host_path'],
+    ] as const) {
+      if (!m[key].startsWith('/')) {
+        throw new InvalidArgumentError(
+          `config.mounts[${i}].${field}`,
+          `${JSON.stringify(m[key])} is not an absolute path`,
+        );
+      }
+    }
+    return { ...m, containerPath: cleanPath(m.containerPath), hostPath: cleanPath(m.hostPath) };
+  });
+  const criTargets = new Set(supplied.map((m) => m.containerPath));
+
+  const podFiles = [
+    { containerPath: '/etc/hostname', hostPath: pod.hostnamePath, readonly: podFilesReadonly },
+    { containerPath: '/etc/hosts', hostPath: pod.hostsPath, readonly: podFilesReadonly },
+    { containerPath: '/etc/resolv.conf', hostPath: pod.resolvConfPath, readonly: podFilesReadonly },
+    { containerPath: '/dev/shm', hostPath: pod.hostIpc ? '/dev/shm' : pod.shmPath, readonly: false },
+  ]
+    .filter((m) => m.hostPath !== '' && !criTargets.has(m.containerPath))
+    .map((m): MountInput => ({ ...m, propagation: 'private' }));
+
+  const binds = [...supplied, ...podFiles]
+    .map((m, order) => ({ m, order, depth: m.containerPath.split('/').length }))
+    .sort((a, b) => a.depth - b.depth || a.order - b.order)
+    .map(({ m }) => m);
+
+  let rootfsPropagation: 'rslave' | 'rshared' | undefined;
+  for (const m of binds) {
+    if (m.propagation === 'bidirectional') rootfsPropagation = 'rshared';
+    else if (m.propagation === 'host-to-container' && rootfsPropagation === undefined) {
+      rootfsPropagation = 'rslave';
+    }
+  }
+
+  const mounts = [
+    ...keptDefaults(defaultMounts(privileged), new Set(binds.map((m) => m.containerPath))),
+    ...binds.map((m): OciMount => ({
+      destination: m.containerPath,
+      type: 'bind',
+      source: m.hostPath,
+      options: ['rbind', PROPAGATION[m.propagation], m.readonly ? 'ro' : 'rw'],
+    })),
+  ];
+  return rootfsPropagation === undefined ? { mounts } : { mounts, rootfsPropagation };
+}
+
+/** The infra container's mounts: the defaults, then the pod's shm and resolv.conf, read-only. */
+export function infraMounts(pod: InfraPodContext): OciMount[] {
+  const options = ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'];
+  const binds: OciMount[] = [
+    { destination: '/dev/shm', type: 'bind', source: pod.hostIpc ? '/dev/shm' : pod.shmPath, options },
+    { destination: '/etc/resolv.conf', type: 'bind', source: pod.resolvConfPath, options: [...options] },
+  ].filter((m) => m.source !== '');
+  return [...keptDefaults(defaultMounts(false), new Set(binds.map((m) => m.destination))), ...binds];
+}
+
+// --- namespaces ----------------------------------------------------------------------------------
+
+/**
+ * The app container's namespaces. It joins the pod's network through the pinned netns path when
+ * there is one (CRI-O's way: it is the handle CNI configured, and it cannot be confused with
+ * another process's namespaces if the pause process dies and its pid is reused), else through the
+ * infra process; ipc and uts through `/proc/<infraPid>/ns/*` (containerd's way: nothing else pins
+ * them). A namespace the pod shares with the host is simply not listed (the same result as
+ * joining the host-namespaced pause process, without depending on it). pid follows the
+ * container's NamespaceOption; mount is always new; cgroup is new on cgroup v2 unless privileged.
+ */
+export function containerNamespaces(
+  input: ContainerSpecInput,
+  pod: PodContext,
+  resolved: Pick<ContainerSpecResolved, 'targetPid' | 'cgroupV2'>,
+): OciNamespace[] {
+  const infra = (ns: string): string => {
+    if (!Number.isSafeInteger(pod.infraPid) || pod.infraPid <= 0) {
+      throw new FailedPreconditionError(
+        `sandbox ${JSON.stringify(pod.sandboxId)} has no running infra process whose namespaces container ${JSON.stringify(input.name)} could join`,
+      );
+    }
+    return `/proc/${pod.infraPid}/ns/${ns}`;
+  };
+  const security = input.linux.securityContext;
+  const namespaces: OciNamespace[] = [];
+  const pidMode = security?.namespaces?.pid ?? 'container';
+  switch (pidMode) {
+    case 'container':
+      namespaces.push({ type: 'pid' });
+      break;
+    case 'pod':
+      namespaces.push({ type: 'pid', path: infra('pid') });
+      break;
+    case 'node':
+      break;
+    case 'target': {
+      const pid = resolved.targetPid;
+      if (pid === undefined || !Number.isSafeInteger(pid) || pid <= 0) {
+        throw new FailedPreconditionError(
+          `target container ${JSON.stringify(security?.namespaces?.targetId ?? '')} has no running process whose pid namespace container ${JSON.stringify(input.name)} could join`,
+        );
+      }
+      namespaces.push({ type: 'pid', path: `/proc/${pid}/ns/pid` });
+      break;
+    }
+  }
+  if (!pod.hostNetwork) namespaces.push({ type: 'network', path: pod.netnsPath ?? infra('net') });
+  if (!pod.hostIpc) namespaces.push({ type: 'ipc', path: infra('ipc') });
+  if (!pod.hostNetwork) namespaces.push({ type: 'uts', path: infra('uts') });
+  namespaces.push({ type: 'mount' });
+  if (resolved.cgroupV2 === true && security?.privileged !== true) namespaces.push({ type: 'cgroup' });
+  return namespaces;
+}
+
+/**
+ * The infra container's namespaces: the pinned network namespace (none listed for host network,
+ * and then no UTS namespace either), new pid/ipc/uts unless shared with the node, a new mount.
+ */
+export function infraNamespaces(pod: InfraPodContext): OciNamespace[] {
+  const namespaces: OciNamespace[] = [];
+  if (!pod.hostPid) namespaces.push({ type: 'pid' });
+  if (!pod.hostNetwork) {
+    if (pod.netnsPath === undefined || pod.netnsPath === '') {
+      throw new InternalError(`sandbox ${JSON.stringify(pod.sandboxId)} has no pinned network namespace`);
+    }
+    namespaces.push({ type: 'network', path: pod.netnsPath });
+  }
+  if (!pod.hostIpc) namespaces.push({ type: 'ipc' });
+  if (!pod.hostNetwork) namespaces.push({ type: 'uts' });
+  namespaces.push({ type: 'mount' });
+  return namespaces;
+}
+
+// --- the specs -----------------------------------------------------------------------------------
+
+function ociUser(user: ProcessUser): OciSpec['process']['user'] {
+  return { uid: user.uid, gid: user.gid, additionalGids: [...user.additionalGids] };
+}
+
+function workingDirFor(requested: string, image: string): string {
+  if (requested !== '') {
+    if (!requested.startsWith('/')) {
+      throw new InvalidArgumentError(
+        'config.working_dir',
+        `${JSON.stringify(requested)} is not an absolute path`,
+      );
+    }
+    return cleanPath(requested);
+  }
+  return image === '' ? '/' : cleanPath(`/${image}`);
+}
+
+/** config.json for an app container of the pod `pod`. */
+export function buildContainerSpec(
+  input: ContainerSpecInput,
+  pod: PodContext,
+  resolved: ContainerSpecResolved,
+): OciSpec {
+  const security = input.linux.securityContext;
+  const privileged = security?.privileged === true;
+  if (privileged && !pod.privileged) {
+    throw new InvalidArgumentError(
+      `${SC}.privileged`,
+      `container ${JSON.stringify(input.name)} is privileged but its pod ${JSON.stringify(pod.sandboxName)} is not (set the pod's security_context.privileged)`,
+    );
+  }
+  const { mounts, rootfsPropagation } = containerMounts(input, pod);
+  const caps = capabilitySet(security);
+  const spec: OciSpec = {
+    ociVersion: OCI_VERSION,
+    process: {
+      terminal: input.tty,
+      user: ociUser(resolved.user),
+      args: resolveArgs(input.command, input.args, input.image.run),
+      env: mergeEnv(input.image.run.env, input.envs, pod.hostname),
+      cwd: workingDirFor(input.workingDir, input.image.run.workingDir),
+      capabilities: { bounding: caps, effective: [...caps], permitted: [...caps] },
+      noNewPrivileges: security?.noNewPrivs === true,
+      oomScoreAdj: effectiveOomScoreAdj(input.linux.resources?.oomScoreAdj, resolved.oomScoreAdjFloor),
+    },
+    root: { path: resolved.rootfsPath, readonly: security?.readonlyRootfs === true },
+    mounts,
+    annotations: {
+      ...input.annotations,
+      [ANNOTATIONS.containerType]: 'container',
+      [ANNOTATIONS.sandboxId]: pod.sandboxId,
+      [ANNOTATIONS.sandboxName]: pod.sandboxName,
+      [ANNOTATIONS.sandboxNamespace]: pod.sandboxNamespace,
+      [ANNOTATIONS.sandboxUid]: pod.sandboxUid,
+      [ANNOTATIONS.containerName]: input.name,
+      [ANNOTATIONS.imageName]: input.image.ref,
+    },
+    linux: {
+      namespaces: containerNamespaces(input, pod, resolved),
+      resources: containerResources(
+        input.linux.resources,
+        devicesFor(input, privileged),
+        resolved.swapControllerAvailable === true,
+      ),
+      cgroupsPath: cgroupsPath(pod.cgroupDriver, pod.cgroupParent, input.id),
+      maskedPaths: privileged ? [] : [...(security?.maskedPaths ?? DEFAULT_MASKED_PATHS)],
+      readonlyPaths: privileged ? [] : [...(security?.readonlyPaths ?? DEFAULT_READONLY_PATHS)],
+    },
+  };
+  if (rootfsPropagation !== undefined) spec.linux.rootfsPropagation = rootfsPropagation;
+  return spec;
+}
+
+/**
+ * config.json for a pod's infra (pause) container: the pause image's Entrypoint + Cmd, a
+ * read-only root, the pod's hostname, sysctls and namespaces, cpu.shares 2 and oom_score_adj
+ * -998 (containerd's), default capabilities and masked paths, and no_new_privs (the pause process
+ * never needs to gain privileges; containerd leaves it off).
+ */
+export function buildInfraSpec(input: InfraSpecInput, resolved: InfraSpecResolved): OciSpec {
+  const { pod } = input;
+  let args: string[];
+  try {
+    args = resolveArgs([], [], input.image.run);
+  } catch (err) {
+    throw new FailedPreconditionError(
+      `pause image ${JSON.stringify(input.image.ref)} has no entrypoint or cmd`,
+      { cause: err },
+    );
+  }
+  const annotations: Record<string, string> = {
+    ...input.annotations,
+    [ANNOTATIONS.containerType]: 'sandbox',
+    [ANNOTATIONS.sandboxId]: pod.sandboxId,
+    [ANNOTATIONS.sandboxName]: pod.sandboxName,
+    [ANNOTATIONS.sandboxNamespace]: pod.sandboxNamespace,
+    [ANNOTATIONS.sandboxUid]: pod.sandboxUid,
+    [ANNOTATIONS.sandboxLogDirectory]: pod.logDirectory,
+  };
+  const r = input.resources;
+  if (r?.cpuPeriod !== undefined) annotations[ANNOTATIONS.sandboxCpuPeriod] = String(r.cpuPeriod);
+  if (r?.cpuQuota !== undefined) annotations[ANNOTATIONS.sandboxCpuQuota] = String(r.cpuQuota);
+  if (r?.cpuShares !== undefined) annotations[ANNOTATIONS.sandboxCpuShares] = String(r.cpuShares);
+  if (r?.memoryLimitBytes !== undefined) annotations[ANNOTATIONS.sandboxMemory] = String(r.memoryLimitBytes);
+
+  const caps = [...DEFAULT_CAPABILITIES];
+  const spec: OciSpec = {
+    ociVersion: OCI_VERSION,
+    process: {
+      terminal: false,
+      user: ociUser(resolved.user),
+      args,
+      env: mergeEnv(input.image.run.env, []),
+      cwd: workingDirFor('', input.image.run.workingDir),
+      capabilities: { bounding: caps, effective: [...caps], permitted: [...caps] },
+      noNewPrivileges: true,
+      oomScoreAdj: effectiveOomScoreAdj(
+        input.oomScoreAdj ?? DEFAULT_INFRA_OOM_SCORE_ADJ,
+        resolved.oomScoreAdjFloor,
+      ),
+    },
+    root: { path: resolved.rootfsPath, readonly: true },
+    mounts: infraMounts(pod),
+    annotations,
+    linux: {
+      namespaces: infraNamespaces(pod),
+      resources: { devices: devicesFor(undefined, false), cpu: { shares: INFRA_CPU_SHARES } },
+      cgroupsPath: cgroupsPath(pod.cgroupDriver, pod.cgroupParent, pod.sandboxId),
+      maskedPaths: [...DEFAULT_MASKED_PATHS],
+      readonlyPaths: [...DEFAULT_READONLY_PATHS],
+    },
+  };
+  if (!pod.hostNetwork && pod.hostname !== '') spec.hostname = pod.hostname;
+  if (Object.keys(input.sysctls).length > 0) spec.linux.sysctl = { ...input.sysctls };
+  return spec;
+}

@@ -1,0 +1,141 @@
+/** CreateContainer: convert the ContainerConfig into the engine's terms; the pod does the rest. */
+import type { CreateContainerRequest__Output } from '../../generated/runtime/v1/CreateContainerRequest.js';
+import type { CreateContainerResponse } from '../../generated/runtime/v1/CreateContainerResponse.js';
+import type { LinuxContainerConfig__Output } from '../../generated/runtime/v1/LinuxContainerConfig.js';
+import type { Mount__Output } from '../../generated/runtime/v1/Mount.js';
+import type { ContainerSpecInput, MountInput, PidNamespaceMode } from '../../container/spec-types.js';
+import { InvalidArgumentError } from '../../errors.js';
+import type { SandboxManager } from '../../sandbox/manager.js';
+import type { JsonValue } from '../../sandbox/manager.js';
+import type { UnaryImpl } from '../handler.js';
+import { requireMessage, requireString } from '../validate.js';
+
+/** int64 fields arrive as decimal strings; '' and '0' mean unset. */
+function int(value: string, field: string): number | undefined {
+  if (value === '' || value === '0') return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(field, `"${value}" is not an integer`);
+  return n;
+}
+
+function mounts(list: Mount__Output[]): MountInput[] {
+  return list.map((m, i) => {
+    const field = `config.mounts[${i}]`;
+    if (!m.container_path.startsWith('/')) {
+      throw new InvalidArgumentError(
+        `${field}.container_path`,
+        `"${m.container_path}" must be an absolute path`,
+      );
+    }
+    if (!m.host_path.startsWith('/')) {
+      throw new InvalidArgumentError(`${field}.host_path`, `"${m.host_path}" must be an absolute path`);
+    }
+    return {
+      containerPath: m.container_path,
+      hostPath: m.host_path,
+      readonly: m.readonly,
+      propagation:
+        m.propagation === 'PROPAGATION_BIDIRECTIONAL'
+          ? 'bidirectional'
+          : m.propagation === 'PROPAGATION_HOST_TO_CONTAINER'
+            ? 'host-to-container'
+            : 'private',
+    };
+  });
+}
+
+function linux(l: LinuxContainerConfig__Output | null): ContainerSpecInput['linux'] {
+  if (!l) return {};
+  const r = l.resources;
+  const sc = l.security_context;
+  const pidMode: Record<string, PidNamespaceMode> = {
+    POD: 'pod',
+    CONTAINER: 'container',
+    NODE: 'node',
+    TARGET: 'target',
+  };
+  return {
+    ...(r
+      ? {
+          resources: {
+            cpuShares: int(r.cpu_shares, 'config.linux.resources.cpu_shares'),
+            cpuQuota: int(r.cpu_quota, 'config.linux.resources.cpu_quota'),
+            cpuPeriod: int(r.cpu_period, 'config.linux.resources.cpu_period'),
+            memoryLimitBytes: int(r.memory_limit_in_bytes, 'config.linux.resources.memory_limit_in_bytes'),
+            memorySwapLimitBytes: int(
+              r.memory_swap_limit_in_bytes,
+              'config.linux.resources.memory_swap_limit_in_bytes',
+            ),
+            oomScoreAdj: int(r.oom_score_adj, 'config.linux.resources.oom_score_adj'),
+            cpusetCpus: r.cpuset_cpus,
+            cpusetMems: r.cpuset_mems,
+          },
+        }
+      : {}),
+    ...(sc
+      ? {
+          securityContext: {
+            ...(sc.run_as_user ? { runAsUser: Number(sc.run_as_user.value) } : {}),
+            ...(sc.run_as_group ? { runAsGroup: Number(sc.run_as_group.value) } : {}),
+            ...(sc.run_as_username !== '' ? { runAsUsername: sc.run_as_username } : {}),
+            supplementalGroups: sc.supplemental_groups.map(Number),
+            readonlyRootfs: sc.readonly_rootfs,
+            privileged: sc.privileged,
+            noNewPrivs: sc.no_new_privs,
+            ...(sc.capabilities
+              ? {
+                  capabilities: {
+                    add: sc.capabilities.add_capabilities,
+                    drop: sc.capabilities.drop_capabilities,
+                  },
+                }
+              : {}),
+            ...(sc.masked_paths.length > 0 ? { maskedPaths: sc.masked_paths } : {}),
+            ...(sc.readonly_paths.length > 0 ? { readonlyPaths: sc.readonly_paths } : {}),
+            namespaces: {
+              pid: pidMode[sc.namespace_options?.pid ?? 'CONTAINER'] ?? 'container',
+              ...(sc.namespace_options?.target_id ? { targetId: sc.namespace_options.target_id } : {}),
+            },
+          },
+        }
+      : {}),
+  };
+}
+
+export function createContainer(
+  sandboxes: SandboxManager,
+): UnaryImpl<CreateContainerRequest__Output, CreateContainerResponse> {
+  return async (req) => {
+    const sandboxId = requireString(req.pod_sandbox_id, 'pod_sandbox_id');
+    const config = requireMessage(req.config, 'config');
+    const meta = requireMessage(config.metadata, 'config.metadata');
+    const name = requireString(meta.name, 'config.metadata.name');
+    const image = requireString(requireMessage(config.image, 'config.image').image, 'config.image.image');
+    const id = await sandboxes.createContainer(sandboxId, {
+      attempt: meta.attempt,
+      image,
+      logPath: config.log_path,
+      criConfig: JSON.parse(JSON.stringify(config)) as JsonValue,
+      spec: {
+        name,
+        command: config.command,
+        args: config.args,
+        workingDir: config.working_dir,
+        envs: config.envs.map((e) => ({ key: e.key, value: e.value.toString('utf8') })),
+        mounts: mounts(config.mounts),
+        devices: config.devices.map((d) => ({
+          containerPath: d.container_path,
+          hostPath: d.host_path,
+          permissions: d.permissions,
+        })),
+        labels: config.labels,
+        annotations: config.annotations,
+        tty: config.tty,
+        stdin: config.stdin,
+        stdinOnce: config.stdin_once,
+        linux: linux(config.linux),
+      },
+    });
+    return { container_id: id };
+  };
+}

@@ -1,0 +1,463 @@
+/**
+ * Pod sandboxes: a pinned network namespace, the pod's files (hostname, hosts, resolv.conf,
+ * /dev/shm) and the infra container (the pause image) that holds the pod's namespaces. The
+ * pod's application containers are created here too, because only the pod knows the context
+ * (namespaces, files, cgroup parent) their specs need; the container engine runs them.
+ *
+ * Every step of RunPodSandbox is undone, in reverse, when a later one fails; Stop is
+ * idempotent; Remove leaves nothing behind.
+ */
+import { randomBytes } from 'node:crypto';
+import { realpath } from 'node:fs/promises';
+import { isAbsolute, join, normalize, relative } from 'node:path';
+import {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+} from '../errors.js';
+import type { ContainerManager, CreateRequest, StoredContainer } from '../container/manager.js';
+import { buildContainerSpec, buildInfraSpec } from '../container/spec.js';
+import type { ContainerSpecInput, MountInput, PodContext } from '../container/spec-types.js';
+import { resolveUser } from '../container/user.js';
+import type { ImageService } from '../image/service.js';
+import type { Logger } from '../log/logger.js';
+import type { NetnsManager } from '../netns/netns.js';
+import { StoreBatch } from '../store/batch.js';
+import type { JsonValue, RecordInput, SandboxState } from '../store/records.js';
+import type { StateStore, StoredSandbox } from '../store/state-store.js';
+import { KeyedMutex } from '../util/keyed-mutex.js';
+import type { PodFiles } from './pod-files.js';
+
+export type { StoredSandbox } from '../store/state-store.js';
+export type { JsonValue } from '../store/records.js';
+
+export interface SandboxSettings {
+  /** The pause image (the built-in one unless crisp.toml names another). */
+  pauseImage: string;
+  cgroupDriver: 'cgroupfs' | 'systemd';
+  /** When set, a requested oom_score_adj below it is raised to it. */
+  oomScoreAdjFloor: number | undefined;
+}
+
+export interface RunPodInput {
+  name: string;
+  namespace: string;
+  uid: string;
+  attempt: number;
+  hostname: string;
+  logDirectory: string;
+  dns: { servers: string[]; searches: string[]; options: string[] } | undefined;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  cgroupParent: string;
+  hostNetwork: boolean;
+  hostPid: boolean;
+  hostIpc: boolean;
+  privileged: boolean;
+  sysctls: Record<string, string>;
+  runtimeHandler: string;
+  criConfig: JsonValue;
+}
+
+export interface CreateContainerInput {
+  /** The container part of the spec input; the pod part comes from the sandbox. */
+  spec: Omit<ContainerSpecInput, 'id' | 'sandboxId' | 'image'>;
+  attempt: number;
+  image: string;
+  logPath: string;
+  criConfig: JsonValue;
+}
+
+export interface SandboxView {
+  sandbox: StoredSandbox;
+  /** READY when recorded ready and the infra container runs. */
+  ready: boolean;
+  infra: StoredContainer | undefined;
+}
+
+/**
+ * Mount sources as the kernel will see them: symlinks resolved on the host (so a link cannot
+ * be swapped between here and runc), and a missing source refused rather than created.
+ */
+async function resolveMountSources(mounts: readonly MountInput[]): Promise<MountInput[]> {
+  return Promise.all(
+    mounts.map(async (m, i) => {
+      try {
+        return { ...m, hostPath: await realpath(m.hostPath) };
+      } catch (err) {
+        throw new InvalidArgumentError(
+          `config.mounts[${i}].host_path`,
+          `"${m.hostPath}" does not exist on the node (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+        );
+      }
+    }),
+  );
+}
+
+function nowNs(): string {
+  return (BigInt(Date.now()) * 1_000_000n).toString();
+}
+
+export class SandboxManager {
+  private readonly locks = new KeyedMutex();
+
+  constructor(
+    private readonly deps: {
+      store: StateStore;
+      containers: ContainerManager;
+      images: ImageService;
+      netns: NetnsManager;
+      podFiles: PodFiles;
+      log: Logger;
+    },
+    private readonly settings: SandboxSettings,
+  ) {}
+
+  // --- reads ---------------------------------------------------------------------------------
+
+  find(idOrPrefix: string): StoredSandbox | undefined {
+    const exact = this.deps.store.getSandbox(idOrPrefix);
+    if (exact) return exact;
+    if (!/^[0-9a-f]{3,63}$/.test(idOrPrefix)) return undefined;
+    const matches = this.deps.store.listSandboxes().filter((s) => s.config.id.startsWith(idOrPrefix));
+    if (matches.length > 1) {
+      throw new InvalidArgumentError(
+        'pod_sandbox_id',
+        `prefix "${idOrPrefix}" matches ${matches.length} pod sandboxes`,
+      );
+    }
+    return matches[0];
+  }
+
+  get(id: string): StoredSandbox {
+    const found = this.find(id);
+    if (!found) throw new NotFoundError('pod sandbox', id);
+    return found;
+  }
+
+  infraOf(sandboxId: string): StoredContainer | undefined {
+    return this.deps.containers
+      .list()
+      .find((c) => c.config.sandboxId === sandboxId && c.config.kind === 'infra');
+  }
+
+  view(sandbox: StoredSandbox): SandboxView {
+    const infra = this.infraOf(sandbox.config.id);
+    return { sandbox, infra, ready: sandbox.state.state === 'ready' && infra?.state.state === 'running' };
+  }
+
+  async status(id: string): Promise<SandboxView> {
+    const sandbox = this.get(id);
+    const infra = this.infraOf(sandbox.config.id);
+    if (infra) await this.deps.containers.refresh(infra.config.id);
+    return this.view(this.get(sandbox.config.id));
+  }
+
+  list(): SandboxView[] {
+    return this.deps.store.listSandboxes().map((s) => this.view(s));
+  }
+
+  // --- run -----------------------------------------------------------------------------------
+
+  async run(input: RunPodInput): Promise<string> {
+    const { store, log } = this.deps;
+    const nameKey = `k8s_POD_${input.name}_${input.namespace}_${input.uid}_${input.attempt}`;
+    const holder = store.getName(nameKey);
+    if (holder) {
+      throw new AlreadyExistsError('pod sandbox name', nameKey, {
+        hint: `it is held by pod sandbox ${holder.id}; remove it first`,
+      });
+    }
+    const id = randomBytes(32).toString('hex');
+    const undo: (() => Promise<unknown>)[] = [];
+    const config: RecordInput<'sandboxConfig'> = {
+      id,
+      name: input.name,
+      namespace: input.namespace,
+      uid: input.uid,
+      attempt: input.attempt,
+      labels: input.labels,
+      annotations: input.annotations,
+      runtimeHandler: input.runtimeHandler,
+      hostname: input.hostname,
+      logDirectory: input.logDirectory,
+      hostNetwork: input.hostNetwork,
+      hostPid: input.hostPid,
+      hostIpc: input.hostIpc,
+      privileged: input.privileged,
+      netnsPath: '',
+      cgroupParent: input.cgroupParent,
+      criConfig: input.criConfig,
+      createdAt: nowNs(),
+    };
+    await this.locks.run(`pod:${id}`, async () => {
+      try {
+        // The netns path is known before the namespace exists, so the record can name it first.
+        const netnsPath = input.hostNetwork ? '' : this.deps.netns.pathFor(id);
+        await store.commit(
+          new StoreBatch()
+            .putSandboxConfig({ ...config, netnsPath })
+            .putSandboxState(id, { state: 'creating', updatedAt: nowNs() })
+            .putName(nameKey, { kind: 'sandbox', id }),
+        );
+        undo.push(() => store.commit(new StoreBatch().delSandbox(id).delName(nameKey)));
+
+        if (!input.hostNetwork) {
+          await this.deps.netns.create(id);
+          undo.push(() => this.deps.netns.remove(netnsPath));
+        }
+        const files = await this.deps.podFiles.create(id, {
+          hostname: input.hostname,
+          dns: input.dns,
+          hostNetwork: input.hostNetwork,
+          hostIpc: input.hostIpc,
+        });
+        undo.push(() => this.deps.podFiles.remove(id));
+
+        const infra = await this.deps.containers.create(
+          this.infraRequest(id, nameKey, input, netnsPath, files),
+        );
+        undo.push(() => this.deps.containers.remove(infra.config.id));
+        await this.deps.containers.start(infra.config.id);
+        await store.commit(new StoreBatch().putSandboxState(id, { state: 'ready', updatedAt: nowNs() }));
+      } catch (err) {
+        log.warn(
+          { sandboxId: id, err: err instanceof Error ? err.message : String(err) },
+          'RunPodSandbox failed; undoing',
+        );
+        for (const step of undo.reverse()) {
+          await step().catch((e: unknown) => {
+            log.error({ sandboxId: id, err: e }, 'undo step failed');
+          });
+        }
+        throw err;
+      }
+    });
+    log.info({ sandboxId: id, pod: `${input.namespace}/${input.name}` }, 'pod sandbox ready');
+    return id;
+  }
+
+  private infraRequest(
+    id: string,
+    nameKey: string,
+    input: RunPodInput,
+    netnsPath: string,
+    files: Awaited<ReturnType<PodFiles['create']>>,
+  ): CreateRequest {
+    return {
+      kind: 'infra',
+      sandboxId: id,
+      name: 'POD',
+      attempt: input.attempt,
+      nameKey: `${nameKey}_infra`,
+      image: this.settings.pauseImage,
+      labels: input.labels,
+      annotations: input.annotations,
+      logPath: '',
+      mounts: [],
+      tty: false,
+      stdin: false,
+      stdinOnce: false,
+      runtimeHandler: input.runtimeHandler,
+      criConfig: {},
+      buildSpec: async ({ rootfs, image }) => {
+        const imageInput = { id: image.id, ref: this.settings.pauseImage, run: image.run };
+        return buildInfraSpec(
+          {
+            image: imageInput,
+            pod: {
+              sandboxId: id,
+              sandboxName: input.name,
+              sandboxNamespace: input.namespace,
+              sandboxUid: input.uid,
+              hostname: input.hostNetwork ? '' : input.hostname,
+              netnsPath: input.hostNetwork ? undefined : netnsPath,
+              hostNetwork: input.hostNetwork,
+              hostPid: input.hostPid,
+              hostIpc: input.hostIpc,
+              privileged: input.privileged,
+              cgroupParent: input.cgroupParent,
+              cgroupDriver: this.settings.cgroupDriver,
+              resolvConfPath: files.resolvConf,
+              hostsPath: files.hosts,
+              hostnamePath: files.hostname,
+              shmPath: files.shm,
+              logDirectory: input.logDirectory,
+            },
+            sysctls: input.sysctls,
+            annotations: input.annotations,
+          },
+          {
+            rootfsPath: rootfs,
+            user: await resolveUser(rootfs, {}, imageInput),
+            ...(this.settings.oomScoreAdjFloor === undefined
+              ? {}
+              : { oomScoreAdjFloor: this.settings.oomScoreAdjFloor }),
+          },
+        );
+      },
+    };
+  }
+
+  // --- containers in the pod -------------------------------------------------------------------
+
+  /** The context an application container of this pod needs for its spec. */
+  private podContext(sandbox: StoredSandbox, infra: StoredContainer): PodContext {
+    const files = this.deps.podFiles.paths(sandbox.config.id, { hostIpc: sandbox.config.hostIpc });
+    const pid = infra.state.pid;
+    if (pid === undefined) {
+      throw new FailedPreconditionError(`pod sandbox "${sandbox.config.id}" has no running infra container`);
+    }
+    return {
+      sandboxId: sandbox.config.id,
+      sandboxName: sandbox.config.name,
+      sandboxNamespace: sandbox.config.namespace,
+      sandboxUid: sandbox.config.uid,
+      hostname: sandbox.config.hostname,
+      infraPid: pid,
+      netnsPath: sandbox.config.hostNetwork ? undefined : sandbox.config.netnsPath,
+      hostNetwork: sandbox.config.hostNetwork,
+      hostIpc: sandbox.config.hostIpc,
+      hostPid: sandbox.config.hostPid,
+      privileged: sandbox.config.privileged,
+      cgroupParent: sandbox.config.cgroupParent,
+      cgroupDriver: this.settings.cgroupDriver,
+      resolvConfPath: files.resolvConf,
+      hostsPath: files.hosts,
+      hostnamePath: files.hostname,
+      shmPath: files.shm,
+      logDirectory: sandbox.config.logDirectory,
+    };
+  }
+
+  /** Resolves a CRI log_path against the pod's log_directory, refusing escapes. */
+  private logPathFor(sandbox: StoredSandbox, logPath: string): string {
+    if (logPath === '') return '';
+    const dir = sandbox.config.logDirectory;
+    if (dir === '') {
+      throw new InvalidArgumentError(
+        'config.log_path',
+        `"${logPath}" needs the pod's log_directory, which is empty`,
+      );
+    }
+    if (isAbsolute(logPath) || logPath.split('/').includes('..')) {
+      throw new InvalidArgumentError(
+        'config.log_path',
+        `"${logPath}" must be relative to the pod's log_directory without ".."`,
+      );
+    }
+    const full = normalize(join(dir, logPath));
+    if (relative(dir, full).startsWith('..')) {
+      throw new InvalidArgumentError('config.log_path', `"${logPath}" escapes the pod's log_directory`);
+    }
+    return full;
+  }
+
+  async createContainer(sandboxId: string, input: CreateContainerInput): Promise<string> {
+    const sandbox = this.get(sandboxId);
+    const view = await this.status(sandbox.config.id);
+    if (!view.ready || !view.infra) {
+      throw new FailedPreconditionError(
+        `pod sandbox "${sandbox.config.id}" is not ready: containers can only be created in a ready pod`,
+      );
+    }
+    const pod = this.podContext(view.sandbox, view.infra);
+    const logPath = this.logPathFor(view.sandbox, input.logPath);
+    const mounts = await resolveMountSources(input.spec.mounts);
+    const nameKey = `k8s_${input.spec.name}_${sandbox.config.name}_${sandbox.config.namespace}_${sandbox.config.uid}_${input.attempt}`;
+    const targetPid = (targetId: string | undefined): number | undefined => {
+      if (targetId === undefined || targetId === '') return undefined;
+      const target = this.deps.containers.find(targetId);
+      if (target?.config.sandboxId !== sandbox.config.id || target.state.pid === undefined) {
+        throw new FailedPreconditionError(
+          `target container "${targetId}" is not running in pod "${sandbox.config.id}"`,
+        );
+      }
+      return target.state.pid;
+    };
+    const created = await this.deps.containers.create({
+      kind: 'app',
+      sandboxId: sandbox.config.id,
+      name: input.spec.name,
+      attempt: input.attempt,
+      nameKey,
+      image: input.image,
+      labels: input.spec.labels,
+      annotations: input.spec.annotations,
+      logPath,
+      mounts,
+      tty: input.spec.tty,
+      stdin: input.spec.stdin,
+      stdinOnce: input.spec.stdinOnce,
+      runtimeHandler: sandbox.config.runtimeHandler,
+      criConfig: input.criConfig,
+      infraContainerId: view.infra.config.id,
+      buildSpec: async ({ id, rootfs, image }) => {
+        const specInput: ContainerSpecInput = {
+          ...input.spec,
+          mounts,
+          id,
+          sandboxId: sandbox.config.id,
+          image: { id: image.id, ref: input.image, run: image.run },
+        };
+        const user = await resolveUser(rootfs, specInput.linux.securityContext ?? {}, specInput.image);
+        const target = targetPid(specInput.linux.securityContext?.namespaces?.targetId);
+        return buildContainerSpec(specInput, pod, {
+          rootfsPath: rootfs,
+          user,
+          ...(this.settings.oomScoreAdjFloor === undefined
+            ? {}
+            : { oomScoreAdjFloor: this.settings.oomScoreAdjFloor }),
+          ...(target === undefined ? {} : { targetPid: target }),
+        });
+      },
+    });
+    return created.config.id;
+  }
+
+  // --- stop and remove -------------------------------------------------------------------------
+
+  /** Stops every container of the pod, then the infra container. Idempotent. */
+  async stop(id: string): Promise<void> {
+    const sandbox = this.find(id);
+    if (!sandbox) return;
+    const sid = sandbox.config.id;
+    await this.locks.run(`pod:${sid}`, async () => {
+      const apps = this.deps.containers
+        .list()
+        .filter((c) => c.config.sandboxId === sid && c.config.kind === 'app');
+      await Promise.all(apps.map((c) => this.deps.containers.stop(c.config.id, 0)));
+      const infra = this.infraOf(sid);
+      if (infra) await this.deps.containers.stop(infra.config.id, 0);
+      await this.setState(sid, 'notready');
+    });
+  }
+
+  private async setState(id: string, state: SandboxState): Promise<void> {
+    const current = this.deps.store.getSandbox(id);
+    if (!current || current.state.state === state) return;
+    await this.deps.store.commit(new StoreBatch().putSandboxState(id, { state, updatedAt: nowNs() }));
+  }
+
+  /** Removes the pod and everything in it; idempotent for unknown ids. */
+  async remove(id: string): Promise<void> {
+    const sandbox = this.find(id);
+    if (!sandbox) return;
+    const sid = sandbox.config.id;
+    await this.stop(sid);
+    await this.locks.run(`pod:${sid}`, async () => {
+      const mine = this.deps.containers.list().filter((c) => c.config.sandboxId === sid);
+      // Application containers first, the infra container last.
+      mine.sort((a, b) => (a.config.kind === 'infra' ? 1 : 0) - (b.config.kind === 'infra' ? 1 : 0));
+      for (const c of mine) await this.deps.containers.remove(c.config.id);
+      if (sandbox.config.netnsPath !== '') await this.deps.netns.remove(sandbox.config.netnsPath);
+      await this.deps.podFiles.remove(sid);
+      const nameKey = this.deps.store.listNames().find((n) => n.kind === 'sandbox' && n.id === sid)?.name;
+      const batch = new StoreBatch().delSandbox(sid);
+      if (nameKey !== undefined) batch.delName(nameKey);
+      await this.deps.store.commit(batch);
+    });
+    this.deps.log.info({ sandboxId: sid }, 'pod sandbox removed');
+  }
+}

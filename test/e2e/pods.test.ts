@@ -1,0 +1,312 @@
+/**
+ * Pods and containers on real runc and conmon: the busybox image from a real registry, the
+ * built-in pause image, the whole lifecycle through the CRI, exit codes and reasons, stop
+ * escalation, logs, ExecSync, bad input, and nothing left behind after removal.
+ */
+import assert from 'node:assert/strict';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { status as GrpcCode } from '@grpc/grpc-js';
+import { connectCri, rejection, type CriClients } from './harness/cri-client.js';
+import {
+  makeTestDirs,
+  removeTestDirs,
+  startCrisp,
+  type RunningCrisp,
+  type TestDirs,
+} from './harness/daemon.js';
+import { startRegistry, type TestRegistry } from './harness/registry.js';
+import { busyboxImage } from './harness/test-images.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** Mount points under `dir` right now. */
+async function mountsUnder(dir: string): Promise<string[]> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  return info
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((m) => m.startsWith(dir));
+}
+
+/** Processes whose command line mentions `needle`. */
+async function processesMentioning(needle: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const cmd = (await readFile(`/proc/${name}/cmdline`, 'utf8')).replaceAll('\0', ' ');
+      if (cmd.includes(needle)) out.push(Number(name));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+describe('pods and containers on runc and conmon', () => {
+  let registry: TestRegistry;
+  let crisp: RunningCrisp;
+  let dirs: TestDirs;
+  let cri: CriClients;
+  let image: string;
+  let logDir: string;
+  let podCount = 0;
+
+  const podConfig = (name = `pod${++podCount}`) => ({
+    metadata: { name, namespace: 'e2e', uid: `uid-${name}`, attempt: 0 },
+    hostname: name,
+    log_directory: join(logDir, name),
+    labels: { app: name },
+    annotations: { 'e2e/pod': name },
+  });
+
+  const containerConfig = (name: string, command: string[], extra: Record<string, unknown> = {}) => ({
+    metadata: { name, attempt: 0 },
+    image: { image },
+    command,
+    log_path: `${name}.log`,
+    labels: { ctr: name },
+    ...extra,
+  });
+
+  async function runPod(name?: string) {
+    const config = podConfig(name);
+    const { pod_sandbox_id } = await cri.runtime.RunPodSandbox({ config }, 60_000);
+    return { id: pod_sandbox_id, config };
+  }
+
+  async function runContainer(pod: Awaited<ReturnType<typeof runPod>>, name: string, command: string[]) {
+    const { container_id } = await cri.runtime.CreateContainer(
+      { pod_sandbox_id: pod.id, config: containerConfig(name, command), sandbox_config: pod.config },
+      60_000,
+    );
+    await cri.runtime.StartContainer({ container_id }, 60_000);
+    return container_id;
+  }
+
+  const status = async (id: string) => (await cri.runtime.ContainerStatus({ container_id: id })).status;
+  const exited = (id: string) =>
+    until(`container ${id} to exit`, async () => {
+      const s = await status(id);
+      return s?.state === 'CONTAINER_EXITED' ? s : undefined;
+    });
+
+  before(async () => {
+    registry = await startRegistry();
+    await registry.push('library/busybox', '1.0', await busyboxImage());
+    image = `${registry.host}/library/busybox:1.0`;
+    dirs = await makeTestDirs();
+    logDir = join(dirs.base, 'logs');
+    const registriesConf = join(dirs.base, 'registries.conf');
+    await writeFile(registriesConf, `[[registry]]\nlocation = "${registry.host}"\ninsecure = true\n`);
+    crisp = await startCrisp(dirs, {
+      extraToml: ['[image]', `registries_config = ${JSON.stringify(registriesConf)}`].join('\n'),
+    });
+    cri = await connectCri(dirs.socket);
+    await cri.image.PullImage({ image: { image } }, 60_000);
+  });
+
+  after(async () => {
+    // Containers outlive crisp by design: remove whatever a failed test left, while crisp runs.
+    for (const p of (await cri.runtime.ListPodSandbox({})).items) {
+      await cri.runtime.RemovePodSandbox({ pod_sandbox_id: p.id }, 60_000).catch(() => undefined);
+    }
+    cri.close();
+    await crisp.stop();
+    await registry.stop();
+    await removeTestDirs(dirs);
+  });
+
+  it('runs a pod: READY, listed, with its namespaces and files', async () => {
+    const pod = await runPod();
+    const res = await cri.runtime.PodSandboxStatus({ pod_sandbox_id: pod.id, verbose: true });
+    const st = res.status;
+    assert.ok(st);
+    assert.equal(st.state, 'SANDBOX_READY');
+    assert.equal(st.metadata?.name, pod.config.metadata.name);
+    assert.deepEqual(st.labels, pod.config.labels);
+    assert.ok(BigInt(st.created_at) > 0n);
+    const info = JSON.parse(res.info.info ?? '{}') as { netnsPath: string; infraContainer: { pid: number } };
+    assert.ok((await stat(info.netnsPath)).isFile(), 'pinned netns');
+    assert.ok(info.infraContainer.pid > 0, 'infra container runs');
+    const list = await cri.runtime.ListPodSandbox({
+      filter: { label_selector: { app: pod.config.metadata.name } },
+    });
+    assert.deepEqual(
+      list.items.map((p) => p.id),
+      [pod.id],
+    );
+    const none = await cri.runtime.ListContainers({ filter: { pod_sandbox_id: pod.id } });
+    assert.equal(none.containers.length, 0, 'the infra container is not listed');
+    await cri.runtime.StopPodSandbox({ pod_sandbox_id: pod.id });
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id });
+  });
+
+  it('runs a container: created, running, logs in CRI format, exec, stop escalation, remove', async () => {
+    const pod = await runPod();
+    const { container_id: id } = await cri.runtime.CreateContainer(
+      {
+        pod_sandbox_id: pod.id,
+        config: containerConfig('app', ['sh', '-c', 'echo hello; echo oops >&2; exec sleep 1000']),
+        sandbox_config: pod.config,
+      },
+      60_000,
+    );
+    assert.equal((await status(id))?.state, 'CONTAINER_CREATED');
+    await cri.runtime.StartContainer({ container_id: id });
+    const running = await status(id);
+    assert.ok(running);
+    assert.equal(running.state, 'CONTAINER_RUNNING');
+    assert.ok(BigInt(running.started_at) > 0n);
+    const logPath = join(pod.config.log_directory, 'app.log');
+    assert.equal(running.log_path, logPath);
+    assert.equal(running.image_ref.startsWith('sha256:'), true);
+
+    const log = await until('log lines', async () => {
+      const text = await readFile(logPath, 'utf8').catch(() => '');
+      return text.includes('oops') && text.includes('hello') ? text : undefined;
+    });
+    assert.match(log, /^\S+ stdout F hello$/m);
+    assert.match(log, /^\S+ stderr F oops$/m);
+
+    const exec = await cri.runtime.ExecSync({
+      container_id: id,
+      cmd: ['sh', '-c', 'echo out; echo err >&2; exit 3'],
+      timeout: '10',
+    });
+    assert.equal(exec.stdout.toString(), 'out\n');
+    assert.equal(exec.stderr.toString(), 'err\n');
+    assert.equal(exec.exit_code, 3);
+
+    const again = await rejection(cri.runtime.StartContainer({ container_id: id }));
+    assert.equal(again.code, GrpcCode.FAILED_PRECONDITION);
+    assert.match(again.details, /is running/);
+
+    // sleep ignores nothing, but as PID 1 without a handler SIGTERM does nothing: SIGKILL follows.
+    const t0 = Date.now();
+    await cri.runtime.StopContainer({ container_id: id, timeout: '1' }, 30_000);
+    assert.ok(Date.now() - t0 >= 900, 'waited for the grace period');
+    const stopped = await status(id);
+    assert.ok(stopped);
+    assert.equal(stopped.state, 'CONTAINER_EXITED');
+    assert.equal(stopped.exit_code, 137);
+    assert.equal(stopped.reason, 'Error');
+    await cri.runtime.StopContainer({ container_id: id, timeout: '1' }); // idempotent
+
+    await cri.runtime.RemoveContainer({ container_id: id });
+    const gone = await rejection(cri.runtime.ContainerStatus({ container_id: id }));
+    assert.equal(gone.code, GrpcCode.NOT_FOUND);
+    await cri.runtime.RemoveContainer({ container_id: id }); // idempotent
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id });
+  });
+
+  it('records exit codes and reasons of containers that end by themselves', async () => {
+    const pod = await runPod();
+    const ok = await runContainer(pod, 'ok', ['true']);
+    const bad = await runContainer(pod, 'bad', ['sh', '-c', 'exit 3']);
+    const okStatus = await exited(ok);
+    assert.equal(okStatus.exit_code, 0);
+    assert.equal(okStatus.reason, 'Completed');
+    const badStatus = await exited(bad);
+    assert.equal(badStatus.exit_code, 3);
+    assert.equal(badStatus.reason, 'Error');
+    assert.ok(BigInt(badStatus.finished_at) >= BigInt(badStatus.started_at));
+    const listed = await cri.runtime.ListContainers({
+      filter: { pod_sandbox_id: pod.id, state: { state: 'CONTAINER_EXITED' } },
+    });
+    assert.deepEqual(listed.containers.map((c) => c.id).sort(), [ok, bad].sort());
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id });
+  });
+
+  it('refuses bad input with the right code, naming the object, leaving nothing behind', async () => {
+    const pod = await runPod();
+    const create = (config: Record<string, unknown>, sandboxId = pod.id) =>
+      rejection(
+        cri.runtime.CreateContainer({ pod_sandbox_id: sandboxId, config, sandbox_config: pod.config }),
+      );
+
+    const noImage = await create(
+      containerConfig('x', ['true'], { image: { image: `${registry.host}/never/pulled:1` } }),
+    );
+    assert.equal(noImage.code, GrpcCode.NOT_FOUND, noImage.details);
+    assert.match(noImage.details, /never\/pulled:1.*pull it/);
+
+    const escape = await create({ ...containerConfig('x', ['true']), log_path: '../../etc/evil.log' });
+    assert.equal(escape.code, GrpcCode.INVALID_ARGUMENT, escape.details);
+    assert.match(escape.details, /log_path/);
+
+    const noSource = await create({
+      ...containerConfig('x', ['true']),
+      mounts: [{ container_path: '/data', host_path: join(dirs.base, 'no-such-dir') }],
+    });
+    assert.equal(noSource.code, GrpcCode.INVALID_ARGUMENT, noSource.details);
+    assert.match(noSource.details, /no-such-dir" does not exist/);
+
+    const unknownPod = await create(containerConfig('x', ['true']), 'f'.repeat(64));
+    assert.equal(unknownPod.code, GrpcCode.NOT_FOUND, unknownPod.details);
+    assert.match(unknownPod.details, /pod sandbox/);
+
+    const first = await runContainer(pod, 'dup', ['sleep', '100']);
+    const dup = await create(containerConfig('dup', ['true']));
+    assert.equal(dup.code, GrpcCode.ALREADY_EXISTS, dup.details);
+
+    const noMeta = await rejection(cri.runtime.RunPodSandbox({ config: { metadata: { name: 'x' } } }));
+    assert.equal(noMeta.code, GrpcCode.INVALID_ARGUMENT);
+    assert.match(noMeta.details, /config\.metadata\.namespace/);
+
+    const unknownCtr = await rejection(cri.runtime.ContainerStatus({ container_id: 'f'.repeat(64) }));
+    assert.equal(unknownCtr.code, GrpcCode.NOT_FOUND);
+    const unknownPodStatus = await rejection(
+      cri.runtime.PodSandboxStatus({ pod_sandbox_id: 'f'.repeat(64) }),
+    );
+    assert.equal(unknownPodStatus.code, GrpcCode.NOT_FOUND);
+
+    // Only the one good container exists in the pod.
+    const listed = await cri.runtime.ListContainers({ filter: { pod_sandbox_id: pod.id } });
+    assert.deepEqual(
+      listed.containers.map((c) => c.id),
+      [first],
+    );
+    await cri.runtime.StopPodSandbox({ pod_sandbox_id: pod.id });
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id });
+  });
+
+  it('stops and removes a pod with running containers, leaving no mount, netns or process', async () => {
+    const pod = await runPod();
+    const a = await runContainer(pod, 'a', ['sleep', '1000']);
+    const b = await runContainer(pod, 'b', ['sleep', '1000']);
+    await cri.runtime.StopPodSandbox({ pod_sandbox_id: pod.id }, 60_000);
+    const res = await cri.runtime.PodSandboxStatus({ pod_sandbox_id: pod.id });
+    assert.equal(res.status?.state, 'SANDBOX_NOTREADY');
+    for (const id of [a, b]) assert.equal((await status(id))?.state, 'CONTAINER_EXITED');
+    await cri.runtime.StopPodSandbox({ pod_sandbox_id: pod.id }); // idempotent
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id }, 60_000);
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id }); // idempotent
+    const gone = await rejection(cri.runtime.PodSandboxStatus({ pod_sandbox_id: pod.id }));
+    assert.equal(gone.code, GrpcCode.NOT_FOUND);
+
+    const netnsDir = join(dirs.run, 'netns');
+    const left = (await mountsUnder(dirs.base)).filter((m) => m !== netnsDir);
+    assert.deepEqual(
+      left,
+      [],
+      `no mounts left under the test dirs (but the netns dir itself): ${left.join(', ')}`,
+    );
+    assert.deepEqual(await readdir(join(dirs.run, 'netns')), [], 'no netns left');
+    for (const id of [a, b, pod.id]) {
+      assert.deepEqual(await processesMentioning(id), [], `no process for ${id}`);
+    }
+  });
+});
