@@ -17,7 +17,7 @@ import { checkRuntimeBinaries } from './oci/runtime-check.js';
 import { startAdminServer } from './admin/admin-server.js';
 import { buildImageService, type ImageEngineSettings } from './image/build.js';
 import { BUILTIN_PAUSE_IMAGE } from './image/pause.js';
-import { ContainerManager } from './container/manager.js';
+import { ContainerManager, type ContainerObserver } from './container/manager.js';
 import { NetnsManager } from './netns/netns.js';
 import { oomScoreAdjFloor } from './oci/oom-floor.js';
 import { SandboxManager } from './sandbox/manager.js';
@@ -138,8 +138,19 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
         "negative oom_score_adj requests are raised to crisp's own score here",
       );
     }
+    const observer: ContainerObserver = {
+      stage: (stage, seconds) => {
+        metrics.podStartStage.observe({ stage }, seconds);
+      },
+      oomKilled: () => {
+        metrics.containerOoms.inc();
+      },
+      stopEscalation: (step) => {
+        metrics.stopEscalations.inc({ step });
+      },
+    };
     const containers = new ContainerManager(
-      { store, images, log: log.child({ component: 'container' }) },
+      { store, images, log: log.child({ component: 'container' }), observer },
       {
         conmonPath: config.conmon_path,
         runtimes: config.runtimes,
@@ -168,6 +179,7 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
         netns,
         podFiles: new PodFiles(paths.podsDir, { log: log.child({ component: 'pod-files' }) }),
         log: log.child({ component: 'sandbox' }),
+        observer,
       },
       {
         pauseImage: config.image.pause_image === '' ? BUILTIN_PAUSE_IMAGE : config.image.pause_image,
@@ -175,6 +187,16 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
         oomScoreAdjFloor: oomFloor,
       },
     );
+
+    const countBy = <T>(items: T[], key: (t: T) => string): Record<string, number> => {
+      const out: Record<string, number> = {};
+      for (const item of items) out[key(item)] = (out[key(item)] ?? 0) + 1;
+      return out;
+    };
+    metrics.countObjects({
+      containers: () => countBy(store.listContainers(), (c) => c.state.state),
+      pods: () => countBy(store.listSandboxes(), (p) => p.state.state),
+    });
 
     const ctx: CriContext = {
       log,
@@ -200,6 +222,20 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
           inflight: inflight.snapshot(),
           store: store.stats(),
           images: images.debugState(),
+          pods: sandboxes.list().map((v) => ({
+            id: v.sandbox.config.id,
+            name: `${v.sandbox.config.namespace}/${v.sandbox.config.name}`,
+            state: v.sandbox.state.state,
+            ready: v.ready,
+          })),
+          containers: containers.list().map((c) => ({
+            id: c.config.id,
+            pod: c.config.sandboxId,
+            kind: c.config.kind,
+            name: c.config.name,
+            state: c.state.state,
+            pid: c.state.pid ?? null,
+          })),
         }),
       });
       const ms = metricsServer;

@@ -55,10 +55,34 @@ export interface ContainerEngineSettings {
   execDir: string;
 }
 
+/** What the daemon wants to hear about (it turns this into metrics). */
+export interface ContainerObserver {
+  /** Time spent in one stage of starting a pod or container. */
+  stage(stage: 'netns' | 'pod_files' | 'rootfs' | 'spec' | 'runtime_create' | 'runtime_start', seconds: number): void;
+  oomKilled(): void;
+  /** How far a stop had to go. */
+  stopEscalation(step: 'signal' | 'kill' | 'unstoppable'): void;
+}
+
 export interface ContainerEngineDeps {
   store: StateStore;
   images: ImageService;
   log: Logger;
+  observer?: ContainerObserver;
+}
+
+/** Runs `fn` and reports its duration as `stage`. */
+export async function timed<T>(
+  observer: ContainerObserver | undefined,
+  stage: Parameters<ContainerObserver['stage']>[0],
+  fn: () => Promise<T>,
+): Promise<T> {
+  const t0 = performance.now();
+  try {
+    return await fn();
+  } finally {
+    observer?.stage(stage, (performance.now() - t0) / 1000);
+  }
 }
 
 /** Everything the spec builder gets to build config.json. */
@@ -297,15 +321,20 @@ export class ContainerManager {
     const bundle = this.bundleDir(id);
     await mkdir(bundle, { recursive: true, mode: 0o700 });
     await mkdir(this.persistDir(id), { recursive: true, mode: 0o700 });
-    await mountRootfs(this.deps.images.layerDirs(image), this.deps.images.layersRoot, {
-      containerDir: this.containerDir(id),
-      target: this.rootfsDir(id),
+    const obs = this.deps.observer;
+    await timed(obs, 'rootfs', () =>
+      mountRootfs(this.deps.images.layerDirs(image), this.deps.images.layersRoot, {
+        containerDir: this.containerDir(id),
+        target: this.rootfsDir(id),
+      }),
+    );
+    await timed(obs, 'spec', async () => {
+      const spec = await req.buildSpec({ id, rootfs: this.rootfsDir(id), image });
+      await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
     });
-    const spec = await req.buildSpec({ id, rootfs: this.rootfsDir(id), image });
-    await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
     if (req.logPath !== '') await mkdir(dirname(req.logPath), { recursive: true, mode: 0o755 });
     await rm(join(this.settings.exitsDir, id), { force: true });
-    const { pid, conmonPid } = await this.spawn(id, req, runtime);
+    const { pid, conmonPid } = await timed(obs, 'runtime_create', () => this.spawn(id, req, runtime));
     await this.transition(id, { state: 'created', pid, conmonPid });
   }
 
@@ -334,7 +363,7 @@ export class ContainerManager {
       // Taken before runc start returns: a short-lived process may have exited (and conmon
       // stamped its exit file) by the time the call comes back.
       const startedAt = nowNs();
-      await runtime.runc.start(current.config.id);
+      await timed(this.deps.observer, 'runtime_start', () => runtime.runc.start(current.config.id));
       await this.transition(current.config.id, { state: 'running', startedAt });
     });
   }
@@ -425,6 +454,7 @@ export class ContainerManager {
       const exit = await readExitFile(this.settings.exitsDir, id);
       if (!exit) return;
       const oom = await hasOomFile(this.persistDir(id));
+      if (oom) this.deps.observer?.oomKilled();
       const reason = oom ? 'OOMKilled' : exit.exitCode === 0 ? 'Completed' : 'Error';
       // The exit file's mtime has millisecond precision; never report finishing before starting.
       const finishedNs = BigInt(msToNs(exit.finishedAt.getTime()));
@@ -478,12 +508,19 @@ export class ContainerManager {
       await runc.kill(cid, current.config.stopSignal, false).catch((err: unknown) => {
         this.deps.log.warn({ containerId: cid, err }, 'stop signal not delivered; killing');
       });
-      if (await this.waitExit(cid, timeoutSec * 1000)) return;
+      if (await this.waitExit(cid, timeoutSec * 1000)) {
+        this.deps.observer?.stopEscalation('signal');
+        return;
+      }
     }
     await runc.kill(cid, 'KILL', true).catch((err: unknown) => {
       this.deps.log.warn({ containerId: cid, err }, 'SIGKILL not delivered');
     });
-    if (await this.waitExit(cid, STOP_KILL_WAIT_MS)) return;
+    if (await this.waitExit(cid, STOP_KILL_WAIT_MS)) {
+      this.deps.observer?.stopEscalation('kill');
+      return;
+    }
+    this.deps.observer?.stopEscalation('unstoppable');
     throw new DeadlineExceededError(
       `container "${cid}" did not exit ${STOP_KILL_WAIT_MS / 1000} s after SIGKILL; check 'runc --root ${this.settings.runtimeRoot} state ${cid}'`,
     );

@@ -2,7 +2,7 @@
  * The daemon's Prometheus registry. Every crisp metric is named crisp_<area>_<thing>_<unit>
  * (docs/metrics.md lists them); Node's default process metrics are registered as well.
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface CrispMetrics {
   registry: Registry;
@@ -12,6 +12,17 @@ export interface CrispMetrics {
   imagePulls: Counter<'result'>;
   imagePullBytes: Counter;
   imagePullDuration: Histogram;
+  podStartStage: Histogram<'stage'>;
+  containerOoms: Counter;
+  stopEscalations: Counter<'step'>;
+  /** Sets where the object gauges (crisp_containers, crisp_pods) read their counts at scrape time. */
+  countObjects(source: ObjectCounts): void;
+}
+
+/** Counts by state, read when /metrics is scraped (nothing to keep up to date). */
+export interface ObjectCounts {
+  containers(): Record<string, number>;
+  pods(): Record<string, number>;
 }
 
 export function createMetrics(): CrispMetrics {
@@ -52,6 +63,47 @@ export function createMetrics(): CrispMetrics {
     buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800],
     registers: [registry],
   });
+  const podStartStage = new Histogram({
+    name: 'crisp_pod_start_stage_duration_seconds',
+    help: 'Time spent in each stage of starting pods and containers (netns, pod_files, rootfs, spec, runtime_create, runtime_start).',
+    labelNames: ['stage'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const containerOoms = new Counter({
+    name: 'crisp_container_oom_total',
+    help: 'Containers that ended because the kernel OOM killer killed them.',
+    registers: [registry],
+  });
+  const stopEscalations = new Counter({
+    name: 'crisp_container_stop_escalations_total',
+    help: 'How far StopContainer had to go: signal (the stop signal sufficed), kill (SIGKILL needed), unstoppable (still alive after SIGKILL).',
+    labelNames: ['step'] as const,
+    registers: [registry],
+  });
+  let source: ObjectCounts | undefined;
+  const setFrom = (gauge: Gauge<'state'>, counts: Record<string, number>): void => {
+    gauge.reset();
+    for (const [state, n] of Object.entries(counts)) gauge.set({ state }, n);
+  };
+  new Gauge({
+    name: 'crisp_containers',
+    help: 'Containers by state (libpod states; infra containers included).',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      if (source) setFrom(this, source.containers());
+    },
+  });
+  new Gauge({
+    name: 'crisp_pods',
+    help: 'Pod sandboxes by state (creating, ready, notready).',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      if (source) setFrom(this, source.pods());
+    },
+  });
   return {
     registry,
     grpcRequests,
@@ -60,5 +112,11 @@ export function createMetrics(): CrispMetrics {
     imagePulls,
     imagePullBytes,
     imagePullDuration,
+    podStartStage,
+    containerOoms,
+    stopEscalations,
+    countObjects: (s) => {
+      source = s;
+    },
   };
 }

@@ -16,7 +16,13 @@ import {
   InvalidArgumentError,
   NotFoundError,
 } from '../errors.js';
-import type { ContainerManager, CreateRequest, StoredContainer } from '../container/manager.js';
+import {
+  timed,
+  type ContainerManager,
+  type ContainerObserver,
+  type CreateRequest,
+  type StoredContainer,
+} from '../container/manager.js';
 import { buildContainerSpec, buildInfraSpec } from '../container/spec.js';
 import type { ContainerSpecInput, MountInput, PodContext } from '../container/spec-types.js';
 import { resolveUser } from '../container/user.js';
@@ -110,6 +116,7 @@ export class SandboxManager {
       netns: NetnsManager;
       podFiles: PodFiles;
       log: Logger;
+      observer?: ContainerObserver;
     },
     private readonly settings: SandboxSettings,
   ) {}
@@ -204,15 +211,17 @@ export class SandboxManager {
         undo.push(() => store.commit(new StoreBatch().delSandbox(id).delName(nameKey)));
 
         if (!input.hostNetwork) {
-          await this.deps.netns.create(id);
+          await timed(this.deps.observer, 'netns', () => this.deps.netns.create(id));
           undo.push(() => this.deps.netns.remove(netnsPath));
         }
-        const files = await this.deps.podFiles.create(id, {
-          hostname: input.hostname,
-          dns: input.dns,
-          hostNetwork: input.hostNetwork,
-          hostIpc: input.hostIpc,
-        });
+        const files = await timed(this.deps.observer, 'pod_files', () =>
+          this.deps.podFiles.create(id, {
+            hostname: input.hostname,
+            dns: input.dns,
+            hostNetwork: input.hostNetwork,
+            hostIpc: input.hostIpc,
+          }),
+        );
         undo.push(() => this.deps.podFiles.remove(id));
 
         const infra = await this.deps.containers.create(

@@ -309,4 +309,39 @@ describe('pods and containers on runc and conmon', () => {
       assert.deepEqual(await processesMentioning(id), [], `no process for ${id}`);
     }
   });
+
+  it('reports pod start stages, stop escalations and object counts in metrics and /debug/state', async () => {
+    const pod = await runPod();
+    await runContainer(pod, 'm', ['sleep', '1000']);
+    const text = await (await fetch(`${crisp.metricsUrl}/metrics`)).text();
+    for (const stage of ['netns', 'pod_files', 'rootfs', 'spec', 'runtime_create', 'runtime_start']) {
+      const m = new RegExp(
+        `^crisp_pod_start_stage_duration_seconds_count\\{stage="${stage}"\\} (\\d+)$`,
+        'm',
+      ).exec(text);
+      assert.ok(m?.[1] && Number(m[1]) > 0, `stage ${stage} measured`);
+    }
+    assert.match(text, /^crisp_container_stop_escalations_total\{step="kill"\} [1-9]\d*$/m);
+    assert.match(text, /^crisp_containers\{state="running"\} 2$/m); // the app and the infra container
+    assert.match(text, /^crisp_pods\{state="ready"\} 1$/m);
+    const state = (await (await fetch(`${crisp.metricsUrl}/debug/state`)).json()) as {
+      pods: { id: string; ready: boolean }[];
+      containers: { pod: string; kind: string; state: string }[];
+    };
+    assert.deepEqual(
+      state.pods.map((p) => [p.id, p.ready]),
+      [[pod.id, true]],
+    );
+    assert.deepEqual(
+      state.containers
+        .filter((c) => c.pod === pod.id)
+        .map((c) => [c.kind, c.state])
+        .sort(),
+      [
+        ['app', 'running'],
+        ['infra', 'running'],
+      ],
+    );
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id }, 60_000);
+  });
 });
