@@ -12,6 +12,7 @@ import { realpath } from 'node:fs/promises';
 import { isAbsolute, join, normalize, relative } from 'node:path';
 import {
   AlreadyExistsError,
+  CanceledError,
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
@@ -32,6 +33,7 @@ import type { NetnsManager } from '../netns/netns.js';
 import { StoreBatch } from '../store/batch.js';
 import type { JsonValue, RecordInput, SandboxState } from '../store/records.js';
 import type { StateStore, StoredSandbox } from '../store/state-store.js';
+import { CallerGoneError, JoinableWork } from '../util/joinable-work.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import type { PodFiles } from './pod-files.js';
 
@@ -44,6 +46,8 @@ export interface SandboxSettings {
   cgroupDriver: 'cgroupfs' | 'systemd';
   /** When set, a requested oom_score_adj below it is raised to it. */
   oomScoreAdjFloor: number | undefined;
+  /** How long a result whose caller went away waits for a retry (default UNCOLLECTED_GRACE_MS). */
+  uncollectedGraceMs?: number;
 }
 
 export interface RunPodInput {
@@ -105,8 +109,23 @@ function nowNs(): string {
   return (BigInt(Date.now()) * 1_000_000n).toString();
 }
 
+/** How long a pod or container whose caller went away waits for kubelet's retry. */
+export const UNCOLLECTED_GRACE_MS = 120_000;
+
+/** A caller that went away gets CANCELED (it is not listening any more anyway). */
+async function joined(work: Promise<string>): Promise<string> {
+  try {
+    return await work;
+  } catch (err) {
+    if (err instanceof CallerGoneError) throw new CanceledError(err.message, { cause: err });
+    throw err;
+  }
+}
+
 export class SandboxManager {
   private readonly locks = new KeyedMutex();
+  private readonly podRuns: JoinableWork<string>;
+  private readonly containerCreates: JoinableWork<string>;
 
   constructor(
     private readonly deps: {
@@ -119,7 +138,17 @@ export class SandboxManager {
       observer?: ContainerObserver;
     },
     private readonly settings: SandboxSettings,
-  ) {}
+  ) {
+    const grace = settings.uncollectedGraceMs ?? UNCOLLECTED_GRACE_MS;
+    this.podRuns = new JoinableWork(grace, async (key, id) => {
+      this.deps.log.warn({ sandboxId: id, name: key }, 'removing a pod sandbox nobody collected');
+      await this.remove(id);
+    });
+    this.containerCreates = new JoinableWork(grace, async (key, id) => {
+      this.deps.log.warn({ containerId: id, name: key }, 'removing a container nobody collected');
+      await this.deps.containers.remove(id);
+    });
+  }
 
   // --- reads ---------------------------------------------------------------------------------
 
@@ -167,9 +196,18 @@ export class SandboxManager {
 
   // --- run -----------------------------------------------------------------------------------
 
-  async run(input: RunPodInput): Promise<string> {
-    const { store, log } = this.deps;
+  /**
+   * Runs a pod. A retry of the same pod (same metadata) while the first call still works joins
+   * it and gets its id; a pod whose callers all went away is kept for a retry for a while, then
+   * removed (util/joinable-work.ts).
+   */
+  async run(input: RunPodInput, signal?: AbortSignal): Promise<string> {
     const nameKey = `k8s_POD_${input.name}_${input.namespace}_${input.uid}_${input.attempt}`;
+    return joined(this.podRuns.run(nameKey, signal, () => this.runNew(input, nameKey)));
+  }
+
+  private async runNew(input: RunPodInput, nameKey: string): Promise<string> {
+    const { store, log } = this.deps;
     const holder = store.getName(nameKey);
     if (holder) {
       throw new AlreadyExistsError('pod sandbox name', nameKey, {
@@ -363,8 +401,22 @@ export class SandboxManager {
     return full;
   }
 
-  async createContainer(sandboxId: string, input: CreateContainerInput): Promise<string> {
+  /** Creates a container in the pod; a retry with the same metadata joins a create under way. */
+  async createContainer(
+    sandboxId: string,
+    input: CreateContainerInput,
+    signal?: AbortSignal,
+  ): Promise<string> {
     const sandbox = this.get(sandboxId);
+    const nameKey = `k8s_${input.spec.name}_${sandbox.config.name}_${sandbox.config.namespace}_${sandbox.config.uid}_${input.attempt}`;
+    return joined(this.containerCreates.run(nameKey, signal, () => this.createNew(sandbox, input, nameKey)));
+  }
+
+  private async createNew(
+    sandbox: StoredSandbox,
+    input: CreateContainerInput,
+    nameKey: string,
+  ): Promise<string> {
     const view = await this.status(sandbox.config.id);
     if (!view.ready || !view.infra) {
       throw new FailedPreconditionError(
@@ -374,7 +426,6 @@ export class SandboxManager {
     const pod = this.podContext(view.sandbox, view.infra);
     const logPath = this.logPathFor(view.sandbox, input.logPath);
     const mounts = await resolveMountSources(input.spec.mounts);
-    const nameKey = `k8s_${input.spec.name}_${sandbox.config.name}_${sandbox.config.namespace}_${sandbox.config.uid}_${input.attempt}`;
     const targetPid = (targetId: string | undefined): number | undefined => {
       if (targetId === undefined || targetId === '') return undefined;
       const target = this.deps.containers.find(targetId);

@@ -310,6 +310,34 @@ describe('pods and containers on runc and conmon', () => {
     }
   });
 
+  it('lets a retried RunPodSandbox or CreateContainer join the call still under way', async () => {
+    const config = podConfig();
+    const [a, b] = await Promise.all([
+      cri.runtime.RunPodSandbox({ config }, 60_000),
+      cri.runtime.RunPodSandbox({ config }, 60_000),
+    ]);
+    assert.equal(a.pod_sandbox_id, b.pod_sandbox_id, 'one pod for both calls');
+    const pods = await cri.runtime.ListPodSandbox({
+      filter: { label_selector: { app: config.metadata.name } },
+    });
+    assert.equal(pods.items.length, 1);
+
+    const ctr = containerConfig('twice', ['sleep', '1000']);
+    const req = { pod_sandbox_id: a.pod_sandbox_id, config: ctr, sandbox_config: config };
+    const [c1, c2] = await Promise.all([
+      cri.runtime.CreateContainer(req, 60_000),
+      cri.runtime.CreateContainer(req, 60_000),
+    ]);
+    assert.equal(c1.container_id, c2.container_id, 'one container for both calls');
+    const listed = await cri.runtime.ListContainers({ filter: { pod_sandbox_id: a.pod_sandbox_id } });
+    assert.equal(listed.containers.length, 1);
+
+    // Once the first call has answered, the same metadata again is a genuine duplicate.
+    const dup = await rejection(cri.runtime.CreateContainer(req));
+    assert.equal(dup.code, GrpcCode.ALREADY_EXISTS);
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: a.pod_sandbox_id }, 60_000);
+  });
+
   it('reports pod start stages, stop escalations and object counts in metrics and /debug/state', async () => {
     const pod = await runPod();
     await runContainer(pod, 'm', ['sleep', '1000']);

@@ -105,37 +105,41 @@ function linux(l: LinuxContainerConfig__Output | null): ContainerSpecInput['linu
 export function createContainer(
   sandboxes: SandboxManager,
 ): UnaryImpl<CreateContainerRequest__Output, CreateContainerResponse> {
-  return async (req) => {
+  return async (req, scope) => {
     const sandboxId = requireString(req.pod_sandbox_id, 'pod_sandbox_id');
     const config = requireMessage(req.config, 'config');
     const meta = requireMessage(config.metadata, 'config.metadata');
     const name = requireString(meta.name, 'config.metadata.name');
     const image = requireString(requireMessage(config.image, 'config.image').image, 'config.image.image');
-    const id = await sandboxes.createContainer(sandboxId, {
-      attempt: meta.attempt,
-      image,
-      logPath: config.log_path,
-      criConfig: JSON.parse(JSON.stringify(config)) as JsonValue,
-      spec: {
-        name,
-        command: config.command,
-        args: config.args,
-        workingDir: config.working_dir,
-        envs: config.envs.map((e) => ({ key: e.key, value: e.value.toString('utf8') })),
-        mounts: mounts(config.mounts),
-        devices: config.devices.map((d) => ({
-          containerPath: d.container_path,
-          hostPath: d.host_path,
-          permissions: d.permissions,
-        })),
-        labels: config.labels,
-        annotations: config.annotations,
-        tty: config.tty,
-        stdin: config.stdin,
-        stdinOnce: config.stdin_once,
-        linux: linux(config.linux),
+    const id = await sandboxes.createContainer(
+      sandboxId,
+      {
+        attempt: meta.attempt,
+        image,
+        logPath: config.log_path,
+        criConfig: JSON.parse(JSON.stringify(config)) as JsonValue,
+        spec: {
+          name,
+          command: config.command,
+          args: config.args,
+          workingDir: config.working_dir,
+          envs: config.envs.map((e) => ({ key: e.key, value: e.value.toString('utf8') })),
+          mounts: mounts(config.mounts),
+          devices: config.devices.map((d) => ({
+            containerPath: d.container_path,
+            hostPath: d.host_path,
+            permissions: d.permissions,
+          })),
+          labels: config.labels,
+          annotations: config.annotations,
+          tty: config.tty,
+          stdin: config.stdin,
+          stdinOnce: config.stdin_once,
+          linux: linux(config.linux),
+        },
       },
-    });
+      scope.signal,
+    );
     return { container_id: id };
   };
 }

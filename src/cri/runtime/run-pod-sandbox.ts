@@ -9,38 +9,41 @@ import { requireMessage, requireString } from '../validate.js';
 export function runPodSandbox(
   sandboxes: SandboxManager,
 ): UnaryImpl<RunPodSandboxRequest__Output, RunPodSandboxResponse> {
-  return async (req) => {
+  return async (req, scope) => {
     const config = requireMessage(req.config, 'config');
     const meta = requireMessage(config.metadata, 'config.metadata');
     const name = requireString(meta.name, 'config.metadata.name');
     const namespace = requireString(meta.namespace, 'config.metadata.namespace');
     const uid = requireString(meta.uid, 'config.metadata.uid');
     const ns = config.linux?.security_context?.namespace_options;
-    const id = await sandboxes.run({
-      name,
-      namespace,
-      uid,
-      attempt: meta.attempt,
-      hostname: config.hostname === '' ? name : config.hostname,
-      logDirectory: config.log_directory,
-      dns: config.dns_config
-        ? {
-            servers: config.dns_config.servers,
-            searches: config.dns_config.searches,
-            options: config.dns_config.options,
-          }
-        : undefined,
-      labels: config.labels,
-      annotations: config.annotations,
-      cgroupParent: config.linux?.cgroup_parent ?? '',
-      hostNetwork: ns?.network === 'NODE',
-      hostPid: ns?.pid === 'NODE',
-      hostIpc: ns?.ipc === 'NODE',
-      privileged: config.linux?.security_context?.privileged ?? false,
-      sysctls: config.linux?.sysctls ?? {},
-      runtimeHandler: req.runtime_handler,
-      criConfig: JSON.parse(JSON.stringify(config)) as JsonValue,
-    });
+    const id = await sandboxes.run(
+      {
+        name,
+        namespace,
+        uid,
+        attempt: meta.attempt,
+        hostname: config.hostname === '' ? name : config.hostname,
+        logDirectory: config.log_directory,
+        dns: config.dns_config
+          ? {
+              servers: config.dns_config.servers,
+              searches: config.dns_config.searches,
+              options: config.dns_config.options,
+            }
+          : undefined,
+        labels: config.labels,
+        annotations: config.annotations,
+        cgroupParent: config.linux?.cgroup_parent ?? '',
+        hostNetwork: ns?.network === 'NODE',
+        hostPid: ns?.pid === 'NODE',
+        hostIpc: ns?.ipc === 'NODE',
+        privileged: config.linux?.security_context?.privileged ?? false,
+        sysctls: config.linux?.sysctls ?? {},
+        runtimeHandler: req.runtime_handler,
+        criConfig: JSON.parse(JSON.stringify(config)) as JsonValue,
+      },
+      scope.signal,
+    );
     return { pod_sandbox_id: id };
   };
 }
