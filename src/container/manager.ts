@@ -58,7 +58,10 @@ export interface ContainerEngineSettings {
 /** What the daemon wants to hear about (it turns this into metrics). */
 export interface ContainerObserver {
   /** Time spent in one stage of starting a pod or container. */
-  stage(stage: 'netns' | 'pod_files' | 'rootfs' | 'spec' | 'runtime_create' | 'runtime_start', seconds: number): void;
+  stage(
+    stage: 'netns' | 'pod_files' | 'rootfs' | 'spec' | 'runtime_create' | 'runtime_start',
+    seconds: number,
+  ): void;
   oomKilled(): void;
   /** How far a stop had to go. */
   stopEscalation(step: 'signal' | 'kill' | 'unstoppable'): void;
@@ -128,6 +131,16 @@ export const EXEC_SYNC_OUTPUT_CAP = 16 * 1024 * 1024;
 /** Extra time conmon gets after an ExecSync timeout before crisp kills it. */
 const STOP_KILL_WAIT_MS = 10_000;
 const EXIT_POLL_MS = 50;
+
+/** runc's failure to exec the container's process (missing binary, not executable, bad cwd). */
+function isProcessStartError(err: unknown): err is CommandError {
+  return (
+    err instanceof CommandError &&
+    /unable to start container process|exec: |executable file not found|no such file or directory|permission denied/.test(
+      err.message,
+    )
+  );
+}
 
 function nowNs(): string {
   return (BigInt(Date.now()) * 1_000_000n).toString();
@@ -299,6 +312,12 @@ export class ContainerManager {
     try {
       await this.locks.run(`container:${id}`, () => this.initContainer(id, req, image, runtime));
     } catch (err) {
+      if (req.kind === 'app' && isProcessStartError(err)) {
+        // The image lacks the command (or it cannot be executed): as Kubernetes runtimes do,
+        // the container exists and has ended, with the reason; kubelet shows it and backs off.
+        await this.locks.run(`container:${id}`, () => this.recordStartError(id, err));
+        return this.get(id);
+      }
       log.warn(
         { containerId: id, err: err instanceof Error ? err.message : String(err) },
         'create failed; cleaning up',
@@ -350,6 +369,25 @@ export class ContainerManager {
     );
   }
 
+  /** A container whose process could not be started: cleaned up, EXITED with StartError. */
+  private async recordStartError(id: string, err: CommandError): Promise<void> {
+    const c = this.deps.store.getContainer(id);
+    if (c) await this.runtimeFor(this.handlerOf(c)).runc.delete(id, true);
+    await unmountRootfs(this.rootfsDir(id));
+    const now = nowNs();
+    await this.transition(id, {
+      state: 'exited',
+      exitCode: 128,
+      reason: 'StartError',
+      message: err.stderrTail || err.message,
+      startedAt: now,
+      finishedAt: now,
+      pid: undefined,
+      conmonPid: undefined,
+    });
+    this.deps.log.warn({ containerId: id, error: err.message }, 'container process could not be started');
+  }
+
   // --- start ---------------------------------------------------------------------------------
 
   async start(id: string): Promise<void> {
@@ -389,13 +427,21 @@ export class ContainerManager {
     await rm(join(this.settings.exitsDir, id), { force: true });
     await rm(join(this.persistDir(id), 'oom'), { force: true });
     await rm(join(this.persistDir(id), 'exit'), { force: true });
-    const { pid, conmonPid } = await this.spawn(id, c.config, runtime);
+    let spawned: { pid: number; conmonPid: number };
+    try {
+      spawned = await this.spawn(id, c.config, runtime);
+    } catch (err) {
+      if (isProcessStartError(err)) await this.recordStartError(id, err);
+      else await unmountRootfs(this.rootfsDir(id));
+      throw err;
+    }
     await this.transition(id, {
       state: 'created',
-      pid,
-      conmonPid,
+      pid: spawned.pid,
+      conmonPid: spawned.conmonPid,
       exitCode: undefined,
       reason: undefined,
+      message: undefined,
       finishedAt: undefined,
     });
   }

@@ -310,6 +310,31 @@ describe('pods and containers on runc and conmon', () => {
     }
   });
 
+  it('reports a command missing from the image as an EXITED container with the reason', async () => {
+    const pod = await runPod();
+    const { container_id: id } = await cri.runtime.CreateContainer(
+      {
+        pod_sandbox_id: pod.id,
+        config: containerConfig('missing', ['/no/such/binary']),
+        sandbox_config: pod.config,
+      },
+      60_000,
+    );
+    const s1 = await status(id);
+    assert.ok(s1);
+    assert.equal(s1.state, 'CONTAINER_EXITED');
+    assert.equal(s1.reason, 'StartError');
+    assert.equal(s1.exit_code, 128);
+    assert.match(s1.message, /\/no\/such\/binary/);
+    const start = await rejection(cri.runtime.StartContainer({ container_id: id }, 60_000));
+    assert.match(start.details, /\/no\/such\/binary/);
+    assert.equal((await status(id))?.state, 'CONTAINER_EXITED');
+    await cri.runtime.RemoveContainer({ container_id: id });
+    const left = (await mountsUnder(dirs.base)).filter((m) => m.includes(id));
+    assert.deepEqual(left, [], 'no rootfs of that container left mounted');
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id }, 60_000);
+  });
+
   it('lets a retried RunPodSandbox or CreateContainer join the call still under way', async () => {
     const config = podConfig();
     const [a, b] = await Promise.all([
@@ -340,7 +365,9 @@ describe('pods and containers on runc and conmon', () => {
 
   it('reports pod start stages, stop escalations and object counts in metrics and /debug/state', async () => {
     const pod = await runPod();
-    await runContainer(pod, 'm', ['sleep', '1000']);
+    const m = await runContainer(pod, 'm', ['sleep', '1000']);
+    await runContainer(pod, 'n', ['sleep', '1000']);
+    await cri.runtime.StopContainer({ container_id: m, timeout: '0' }, 30_000);
     const text = await (await fetch(`${crisp.metricsUrl}/metrics`)).text();
     for (const stage of ['netns', 'pod_files', 'rootfs', 'spec', 'runtime_create', 'runtime_start']) {
       const m = new RegExp(
@@ -350,7 +377,8 @@ describe('pods and containers on runc and conmon', () => {
       assert.ok(m?.[1] && Number(m[1]) > 0, `stage ${stage} measured`);
     }
     assert.match(text, /^crisp_container_stop_escalations_total\{step="kill"\} [1-9]\d*$/m);
-    assert.match(text, /^crisp_containers\{state="running"\} 2$/m); // the app and the infra container
+    assert.match(text, /^crisp_containers\{state="running"\} 2$/m); // n and the infra container
+    assert.match(text, /^crisp_containers\{state="exited"\} 1$/m); // m
     assert.match(text, /^crisp_pods\{state="ready"\} 1$/m);
     const state = (await (await fetch(`${crisp.metricsUrl}/debug/state`)).json()) as {
       pods: { id: string; ready: boolean }[];
@@ -366,6 +394,7 @@ describe('pods and containers on runc and conmon', () => {
         .map((c) => [c.kind, c.state])
         .sort(),
       [
+        ['app', 'exited'],
         ['app', 'running'],
         ['infra', 'running'],
       ],
