@@ -118,6 +118,8 @@ export interface CreateRequest {
   buildSpec: (ctx: SpecContext) => Promise<object>;
   /** For app containers: the pod's infra container must be running to start them. */
   infraContainerId?: string;
+  /** The request's stop signal (CRI ContainerConfig.stop_signal); else the image's, else SIGTERM. */
+  stopSignal?: string;
 }
 
 export interface ExecSyncResult {
@@ -297,7 +299,7 @@ export class ContainerManager {
       tty: req.tty,
       stdin: req.stdin,
       stdinOnce: req.stdinOnce,
-      stopSignal: image.run.stopSignal === '' ? 'SIGTERM' : image.run.stopSignal,
+      stopSignal: req.stopSignal ?? (image.run.stopSignal === '' ? 'SIGTERM' : image.run.stopSignal),
       criConfig: req.criConfig,
       createdAt,
     };

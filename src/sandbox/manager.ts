@@ -71,6 +71,8 @@ export interface RunPodInput {
 }
 
 export interface CreateContainerInput {
+  /** The request's stop signal; undefined = the image's (or SIGTERM). */
+  stopSignal?: string;
   /** The container part of the spec input; the pod part comes from the sandbox. */
   spec: Omit<ContainerSpecInput, 'id' | 'sandboxId' | 'image'>;
   attempt: number;
@@ -453,6 +455,7 @@ export class SandboxManager {
       runtimeHandler: sandbox.config.runtimeHandler,
       criConfig: input.criConfig,
       infraContainerId: view.infra.config.id,
+      ...(input.stopSignal === undefined ? {} : { stopSignal: input.stopSignal }),
       buildSpec: async ({ id, rootfs, image }) => {
         const specInput: ContainerSpecInput = {
           ...input.spec,

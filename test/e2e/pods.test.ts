@@ -335,6 +335,33 @@ describe('pods and containers on runc and conmon', () => {
     await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id }, 60_000);
   });
 
+  it('stops with the stop signal the request names', async () => {
+    const pod = await runPod();
+    const { container_id: id } = await cri.runtime.CreateContainer(
+      {
+        pod_sandbox_id: pod.id,
+        config: {
+          ...containerConfig('usr1', [
+            'sh',
+            '-c',
+            'trap "exit 0" USR1; trap "exit 7" TERM; while true; do sleep 0.1; done',
+          ]),
+          stop_signal: 'SIGUSR1',
+        },
+        sandbox_config: pod.config,
+      },
+      60_000,
+    );
+    await cri.runtime.StartContainer({ container_id: id });
+    assert.equal((await status(id))?.stop_signal, 'SIGUSR1');
+    await cri.runtime.StopContainer({ container_id: id, timeout: '10' }, 30_000);
+    const s = await status(id);
+    assert.ok(s);
+    assert.equal(s.exit_code, 0, 'SIGUSR1, not SIGTERM, was sent');
+    assert.equal(s.reason, 'Completed');
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id }, 60_000);
+  });
+
   it('lets a retried RunPodSandbox or CreateContainer join the call still under way', async () => {
     const config = podConfig();
     const [a, b] = await Promise.all([

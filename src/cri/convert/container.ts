@@ -3,6 +3,7 @@ import type { Container } from '../../generated/runtime/v1/Container.js';
 import type { ContainerFilter__Output } from '../../generated/runtime/v1/ContainerFilter.js';
 import type { ContainerStatus } from '../../generated/runtime/v1/ContainerStatus.js';
 import type { MountPropagation } from '../../generated/runtime/v1/MountPropagation.js';
+import type { Signal } from '../../generated/runtime/v1/Signal.js';
 import type { StoredContainer } from '../../container/manager.js';
 import { toCriState } from '../../container/state.js';
 
@@ -43,6 +44,9 @@ export function toContainerStatus(c: StoredContainer): ContainerStatus {
       propagation: propagation[m.propagation],
     })),
     log_path: c.config.logPath,
+    stop_signal: (/^SIG[A-Z0-9]+$/.test(c.config.stopSignal)
+      ? c.config.stopSignal
+      : 'RUNTIME_DEFAULT') as Signal,
   };
 }
 

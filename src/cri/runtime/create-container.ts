@@ -117,6 +117,7 @@ export function createContainer(
         attempt: meta.attempt,
         image,
         logPath: config.log_path,
+        ...(config.stop_signal === 'RUNTIME_DEFAULT' ? {} : { stopSignal: config.stop_signal }),
         criConfig: JSON.parse(JSON.stringify(config)) as JsonValue,
         spec: {
           name,
