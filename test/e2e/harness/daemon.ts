@@ -117,6 +117,11 @@ export class RunningCrisp {
       child.once('exit', (code, signal) => {
         resolve({ code, signal, stderr: this.stderrText.join('\n') });
       });
+      // A binary that cannot be spawned at all is reported like an exit, not as a crash.
+      child.once('error', (err) => {
+        this.stderrText.push(`could not start ${crispBin}: ${err.message}`);
+        resolve({ code: null, signal: null, stderr: this.stderrText.join('\n') });
+      });
     });
   }
 
