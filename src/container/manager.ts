@@ -549,6 +549,12 @@ export class ContainerManager {
       return;
     }
     const { runc } = this.runtimeFor(this.handlerOf(current));
+    if (current.state.state === 'paused') {
+      // A frozen process cannot act on a signal: thaw it first (SIGKILL would wait too).
+      await runc.resume(cid).catch((err: unknown) => {
+        this.deps.log.warn({ containerId: cid, err }, 'could not thaw a paused container before stopping it');
+      });
+    }
     if (current.state.state === 'created') {
       // Never started: nothing runs yet but runc's init; kill it.
       await runc.kill(cid, 'KILL', true).catch(() => undefined);
