@@ -189,6 +189,11 @@ export class ContainerManager {
     this.watcher?.close();
   }
 
+  /** Throws INVALID_ARGUMENT for a runtime handler crisp.toml does not define. */
+  requireHandler(handler: string): void {
+    this.runtimeFor(handler);
+  }
+
   private runtimeFor(handler: string): { name: string; runc: Runc; path: string } {
     const name = handler === '' ? this.settings.defaultRuntime : handler;
     const rt = this.settings.runtimes[name];
@@ -484,6 +489,29 @@ export class ContainerManager {
     }
   }
 
+  // --- pause ---------------------------------------------------------------------------------
+
+  /** Freezes every process of a running container (cgroup freezer, through runc). */
+  async pause(id: string): Promise<void> {
+    const c = this.get(id);
+    await this.locks.run(`container:${c.config.id}`, async () => {
+      const current = this.get(c.config.id);
+      requireState('pause', current.state.state, c.config.id);
+      await this.runtimeFor(this.handlerOf(current)).runc.pause(c.config.id);
+      await this.transition(c.config.id, { state: 'paused' });
+    });
+  }
+
+  async unpause(id: string): Promise<void> {
+    const c = this.get(id);
+    await this.locks.run(`container:${c.config.id}`, async () => {
+      const current = this.get(c.config.id);
+      requireState('unpause', current.state.state, c.config.id);
+      await this.runtimeFor(this.handlerOf(current)).runc.resume(c.config.id);
+      await this.transition(c.config.id, { state: 'running' });
+    });
+  }
+
   // --- exits ---------------------------------------------------------------------------------
 
   private async syncLogged(id: string): Promise<void> {
@@ -549,8 +577,11 @@ export class ContainerManager {
       return;
     }
     const { runc } = this.runtimeFor(this.handlerOf(current));
-    if (current.state.state === 'paused') {
-      // A frozen process cannot act on a signal: thaw it first (SIGKILL would wait too).
+    const frozen =
+      current.state.state === 'paused' || (await runc.state(cid).catch(() => undefined))?.status === 'paused';
+    if (frozen) {
+      // A frozen process cannot act on a signal: thaw it first (SIGKILL would wait too). The
+      // freezer may have been set behind crisp's back, so runc's view counts too.
       await runc.resume(cid).catch((err: unknown) => {
         this.deps.log.warn({ containerId: cid, err }, 'could not thaw a paused container before stopping it');
       });

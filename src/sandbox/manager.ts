@@ -210,6 +210,7 @@ export class SandboxManager {
 
   private async runNew(input: RunPodInput, nameKey: string): Promise<string> {
     const { store, log } = this.deps;
+    this.deps.containers.requireHandler(input.runtimeHandler);
     const holder = store.getName(nameKey);
     if (holder) {
       throw new AlreadyExistsError('pod sandbox name', nameKey, {

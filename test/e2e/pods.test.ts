@@ -8,6 +8,7 @@ import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status as GrpcCode } from '@grpc/grpc-js';
+import { runCommand } from '../../src/util/command.js';
 import { connectCri, rejection, type CriClients } from './harness/cri-client.js';
 import {
   makeTestDirs,
@@ -333,6 +334,53 @@ describe('pods and containers on runc and conmon', () => {
     const left = (await mountsUnder(dirs.base)).filter((m) => m.includes(id));
     assert.deepEqual(left, [], 'no rootfs of that container left mounted');
     await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id }, 60_000);
+  });
+
+  it('stops a container whose cgroup was frozen behind its back (thaw, then kill)', async () => {
+    const pod = await runPod();
+    const id = await runContainer(pod, 'frozen', ['sleep', '1000']);
+    await runCommand('runc', ['--root', join(dirs.run, 'runc'), 'pause', id]);
+    const t0 = Date.now();
+    await cri.runtime.StopContainer({ container_id: id, timeout: '1' }, 30_000);
+    assert.ok(Date.now() - t0 < 10_000, 'the stop did not wait for the frozen process');
+    const s = await status(id);
+    assert.ok(s);
+    assert.equal(s.state, 'CONTAINER_EXITED');
+    assert.equal(s.exit_code, 137);
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id }, 60_000);
+  });
+
+  it('refuses an unknown runtime handler and a target container from another pod', async () => {
+    const bad = await rejection(cri.runtime.RunPodSandbox({ config: podConfig(), runtime_handler: 'nope' }));
+    assert.equal(bad.code, GrpcCode.INVALID_ARGUMENT, bad.details);
+    assert.match(bad.details, /runtime handler "nope"/);
+    assert.equal(
+      (await cri.runtime.ListPodSandbox({})).items.filter((p) => p.runtime_handler === 'nope').length,
+      0,
+      'nothing half-made',
+    );
+
+    const podA = await runPod();
+    const podB = await runPod();
+    const inA = await runContainer(podA, 'target', ['sleep', '1000']);
+    const cross = await rejection(
+      cri.runtime.CreateContainer({
+        pod_sandbox_id: podB.id,
+        config: {
+          ...containerConfig('debug', ['sleep', '1000']),
+          linux: { security_context: { namespace_options: { pid: 'TARGET', target_id: inA } } },
+        },
+        sandbox_config: podB.config,
+      }),
+    );
+    assert.equal(cross.code, GrpcCode.FAILED_PRECONDITION, cross.details);
+    assert.ok(cross.details.includes(inA), cross.details);
+    assert.equal(
+      (await cri.runtime.ListContainers({ filter: { pod_sandbox_id: podB.id } })).containers.length,
+      0,
+    );
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: podA.id }, 60_000);
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: podB.id }, 60_000);
   });
 
   it('stops with the stop signal the request names', async () => {
