@@ -336,6 +336,36 @@ describe('pods and containers on runc and conmon', () => {
     await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id }, 60_000);
   });
 
+  it('gives containers the pod hostname, resolv.conf from dns_config, hosts and a shared /dev/shm', async () => {
+    const config = {
+      ...podConfig('dnspod'),
+      dns_config: {
+        servers: ['10.85.0.10'],
+        searches: ['e2e.svc.cluster.local', 'svc.cluster.local'],
+        options: ['ndots:5'],
+      },
+    };
+    const { pod_sandbox_id: podId } = await cri.runtime.RunPodSandbox({ config }, 60_000);
+    const pod = { id: podId, config };
+    const a = await runContainer(pod, 'a', ['sleep', '1000']);
+    const b = await runContainer(pod, 'b', ['sleep', '1000']);
+    const exec = async (id: string, script: string): Promise<string> => {
+      const res = await cri.runtime.ExecSync({ container_id: id, cmd: ['sh', '-c', script], timeout: '10' });
+      assert.equal(res.exit_code, 0, res.stderr.toString());
+      return res.stdout.toString();
+    };
+    assert.equal(await exec(a, 'hostname'), 'dnspod\n');
+    assert.equal(await exec(a, 'cat /etc/hostname'), 'dnspod\n');
+    const resolv = await exec(a, 'cat /etc/resolv.conf');
+    assert.match(resolv, /^nameserver 10\.85\.0\.10$/m);
+    assert.match(resolv, /^search e2e\.svc\.cluster\.local svc\.cluster\.local$/m);
+    assert.match(resolv, /^options ndots:5$/m);
+    assert.match(await exec(a, 'cat /etc/hosts'), /dnspod/);
+    await exec(a, 'echo shared > /dev/shm/x');
+    assert.equal(await exec(b, 'cat /dev/shm/x'), 'shared\n', 'containers of a pod share /dev/shm (IPC)');
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: podId }, 60_000);
+  });
+
   it('stops a container whose cgroup was frozen behind its back (thaw, then kill)', async () => {
     const pod = await runPod();
     const id = await runContainer(pod, 'frozen', ['sleep', '1000']);
