@@ -4,59 +4,19 @@
  * escalation, logs, ExecSync, bad input, and nothing left behind after removal.
  */
 import assert from 'node:assert/strict';
-import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status as GrpcCode } from '@grpc/grpc-js';
 import { runCommand } from '../../src/util/command.js';
-import { connectCri, rejection, type CriClients } from './harness/cri-client.js';
-import {
-  makeTestDirs,
-  removeTestDirs,
-  startCrisp,
-  type RunningCrisp,
-  type TestDirs,
-} from './harness/daemon.js';
-import { startRegistry, type TestRegistry } from './harness/registry.js';
-import { busyboxImage } from './harness/test-images.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-/** Mount points under `dir` right now. */
-async function mountsUnder(dir: string): Promise<string[]> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  return info
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
-    .filter((m) => m.startsWith(dir));
-}
-
-/** Processes whose command line mentions `needle`. */
-async function processesMentioning(needle: string): Promise<number[]> {
-  const out: number[] = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const cmd = (await readFile(`/proc/${name}/cmdline`, 'utf8')).replaceAll('\0', ' ');
-      if (cmd.includes(needle)) out.push(Number(name));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
+import { rejection, type CriClients } from './harness/cri-client.js';
+import type { RunningCrisp, TestDirs } from './harness/daemon.js';
+import { mountsUnder, processesMentioning, until } from './harness/host.js';
+import type { TestRegistry } from './harness/registry.js';
+import { startWithBusybox, type BusyboxSetup } from './harness/with-busybox.js';
 
 describe('pods and containers on runc and conmon', () => {
+  let setup: BusyboxSetup;
   let registry: TestRegistry;
   let crisp: RunningCrisp;
   let dirs: TestDirs;
@@ -105,29 +65,13 @@ describe('pods and containers on runc and conmon', () => {
     });
 
   before(async () => {
-    registry = await startRegistry();
-    await registry.push('library/busybox', '1.0', await busyboxImage());
-    image = `${registry.host}/library/busybox:1.0`;
-    dirs = await makeTestDirs();
+    setup = await startWithBusybox();
+    ({ registry, crisp, dirs, cri, image } = setup);
     logDir = join(dirs.base, 'logs');
-    const registriesConf = join(dirs.base, 'registries.conf');
-    await writeFile(registriesConf, `[[registry]]\nlocation = "${registry.host}"\ninsecure = true\n`);
-    crisp = await startCrisp(dirs, {
-      extraToml: ['[image]', `registries_config = ${JSON.stringify(registriesConf)}`].join('\n'),
-    });
-    cri = await connectCri(dirs.socket);
-    await cri.image.PullImage({ image: { image } }, 60_000);
   });
 
   after(async () => {
-    // Containers outlive crisp by design: remove whatever a failed test left, while crisp runs.
-    for (const p of (await cri.runtime.ListPodSandbox({})).items) {
-      await cri.runtime.RemovePodSandbox({ pod_sandbox_id: p.id }, 60_000).catch(() => undefined);
-    }
-    cri.close();
-    await crisp.stop();
-    await registry.stop();
-    await removeTestDirs(dirs);
+    await setup.teardown();
   });
 
   it('runs a pod: READY, listed, with its namespaces and files', async () => {

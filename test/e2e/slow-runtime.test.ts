@@ -3,56 +3,34 @@
  * *Status for other objects still answer from memory within milliseconds.
  */
 import assert from 'node:assert/strict';
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { connectCri, type CriClients } from './harness/cri-client.js';
-import {
-  makeTestDirs,
-  removeTestDirs,
-  startCrisp,
-  type RunningCrisp,
-  type TestDirs,
-} from './harness/daemon.js';
-import { startRegistry, type TestRegistry } from './harness/registry.js';
-import { busyboxImage } from './harness/test-images.js';
+import type { CriClients } from './harness/cri-client.js';
+import type { TestRegistry } from './harness/registry.js';
+import { startWithBusybox, type BusyboxSetup } from './harness/with-busybox.js';
 
 describe('reads while the runtime is slow', () => {
+  let setup: BusyboxSetup;
   let registry: TestRegistry;
-  let crisp: RunningCrisp;
-  let dirs: TestDirs;
   let cri: CriClients;
+  let cleanupScratch: () => Promise<void>;
 
   before(async () => {
-    registry = await startRegistry();
-    await registry.push('library/busybox', '1.0', await busyboxImage());
-    dirs = await makeTestDirs();
     // A runtime handler whose runc takes 3 s for every call.
-    const slowRunc = join(dirs.base, 'slow-runc');
+    const scratch = await mkdtemp(join(tmpdir(), 'crisp-slow-runc-'));
+    const slowRunc = join(scratch, 'slow-runc');
     await writeFile(slowRunc, '#!/bin/sh\nsleep 3\nexec /usr/sbin/runc "$@"\n');
     await chmod(slowRunc, 0o755);
-    const registriesConf = join(dirs.base, 'registries.conf');
-    await writeFile(registriesConf, `[[registry]]\nlocation = "${registry.host}"\ninsecure = true\n`);
-    crisp = await startCrisp(dirs, {
-      extraToml: [
-        '[runtimes.slow]',
-        `path = ${JSON.stringify(slowRunc)}`,
-        '[image]',
-        `registries_config = ${JSON.stringify(registriesConf)}`,
-      ].join('\n'),
-    });
-    cri = await connectCri(dirs.socket);
-    await cri.image.PullImage({ image: { image: `${registry.host}/library/busybox:1.0` } }, 60_000);
+    setup = await startWithBusybox(['[runtimes.slow]', `path = ${JSON.stringify(slowRunc)}`].join('\n'));
+    ({ registry, cri } = setup);
+    cleanupScratch = () => rm(scratch, { recursive: true, force: true });
   });
 
   after(async () => {
-    for (const p of (await cri.runtime.ListPodSandbox({})).items) {
-      await cri.runtime.RemovePodSandbox({ pod_sandbox_id: p.id }, 120_000).catch(() => undefined);
-    }
-    cri.close();
-    await crisp.stop();
-    await registry.stop();
-    await removeTestDirs(dirs);
+    await setup.teardown();
+    await cleanupScratch();
   });
 
   it('answers List* and *Status quickly while another pod waits on its runtime', async () => {
