@@ -134,6 +134,19 @@ export const EXEC_SYNC_OUTPUT_CAP = 16 * 1024 * 1024;
 const STOP_KILL_WAIT_MS = 10_000;
 const EXIT_POLL_MS = 50;
 
+/** The process ids an OCI spec runs with (spec.process.user), if it has them. */
+function userOf(spec: object): { uid: number; gid: number; supplementalGroups: number[] } | undefined {
+  const process = (
+    spec as { process?: { user?: { uid?: unknown; gid?: unknown; additionalGids?: unknown } } }
+  ).process;
+  const u = process?.user;
+  if (typeof u?.uid !== 'number' || typeof u.gid !== 'number') return undefined;
+  const extra = Array.isArray(u.additionalGids)
+    ? u.additionalGids.filter((g): g is number => typeof g === 'number')
+    : [];
+  return { uid: u.uid, gid: u.gid, supplementalGroups: extra };
+}
+
 /** runc's failure to exec the container's process (missing binary, not executable, bad cwd). */
 function isProcessStartError(err: unknown): err is CommandError {
   return (
@@ -354,14 +367,15 @@ export class ContainerManager {
         target: this.rootfsDir(id),
       }),
     );
-    await timed(obs, 'spec', async () => {
+    const user = await timed(obs, 'spec', async () => {
       const spec = await req.buildSpec({ id, rootfs: this.rootfsDir(id), image });
       await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
+      return userOf(spec);
     });
     if (req.logPath !== '') await mkdir(dirname(req.logPath), { recursive: true, mode: 0o755 });
     await rm(join(this.settings.exitsDir, id), { force: true });
     const { pid, conmonPid } = await timed(obs, 'runtime_create', () => this.spawn(id, req, runtime));
-    await this.transition(id, { state: 'created', pid, conmonPid });
+    await this.transition(id, { state: 'created', pid, conmonPid, ...(user ? { user } : {}) });
   }
 
   private async transition(

@@ -157,6 +157,15 @@ export const containerStateSchema = z
     pid: int.positive().optional(),
     /** Its conmon monitor. */
     conmonPid: int.positive().optional(),
+    /** The ids the process runs with, as resolved at create (ContainerStatus.user). */
+    user: z
+      .object({
+        uid: int.nonnegative(),
+        gid: int.nonnegative(),
+        supplementalGroups: z.array(int.nonnegative()).readonly(),
+      })
+      .readonly()
+      .optional(),
     startedAt: nanos.optional(),
     finishedAt: nanos.optional(),
     exitCode: int.optional(),

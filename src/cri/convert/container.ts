@@ -44,6 +44,17 @@ export function toContainerStatus(c: StoredContainer): ContainerStatus {
       propagation: propagation[m.propagation],
     })),
     log_path: c.config.logPath,
+    ...(s.user
+      ? {
+          user: {
+            linux: {
+              uid: String(s.user.uid),
+              gid: String(s.user.gid),
+              supplemental_groups: s.user.supplementalGroups.map(String),
+            },
+          },
+        }
+      : {}),
     stop_signal: (/^SIG[A-Z0-9]+$/.test(c.config.stopSignal)
       ? c.config.stopSignal
       : 'RUNTIME_DEFAULT') as Signal,
