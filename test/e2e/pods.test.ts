@@ -118,8 +118,10 @@ describe('pods and containers on runc and conmon', () => {
     const logPath = join(pod.config.log_directory, 'app.log');
     assert.equal(running.log_path, logPath);
     assert.equal(running.image_ref.startsWith('sha256:'), true);
-    assert.equal(running.user?.linux?.uid, '0', 'ContainerStatus.user reports the effective ids');
-    assert.equal(running.user?.linux?.gid, '0');
+    const linuxUser = running.user?.linux;
+    assert.ok(linuxUser, 'ContainerStatus.user reports the effective ids');
+    assert.equal(linuxUser.uid, '0');
+    assert.equal(linuxUser.gid, '0');
 
     const log = await until('log lines', async () => {
       const text = await readFile(logPath, 'utf8').catch(() => '');
