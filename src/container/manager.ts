@@ -133,6 +133,8 @@ export const EXEC_SYNC_OUTPUT_CAP = 16 * 1024 * 1024;
 /** Extra time conmon gets after an ExecSync timeout before crisp kills it. */
 const STOP_KILL_WAIT_MS = 10_000;
 const EXIT_POLL_MS = 50;
+/** How long SIGKILL may take before crisp checks whether the container's cgroup is frozen. */
+const FROZEN_CHECK_AFTER_MS = 1_000;
 
 /** The process ids an OCI spec runs with (spec.process.user), if it has them. */
 function userOf(spec: object): { uid: number; gid: number; supplementalGroups: number[] } | undefined {
@@ -591,15 +593,14 @@ export class ContainerManager {
       return;
     }
     const { runc } = this.runtimeFor(this.handlerOf(current));
-    const frozen =
-      current.state.state === 'paused' || (await runc.state(cid).catch(() => undefined))?.status === 'paused';
-    if (frozen) {
-      // A frozen process cannot act on a signal: thaw it first (SIGKILL would wait too). The
-      // freezer may have been set behind crisp's back, so runc's view counts too.
+    // A frozen process cannot act on a signal (SIGKILL included): thaw it first. The freezer may
+    // also have been set behind crisp's back; that is checked only if SIGKILL does not work.
+    const thaw = async (): Promise<void> => {
       await runc.resume(cid).catch((err: unknown) => {
-        this.deps.log.warn({ containerId: cid, err }, 'could not thaw a paused container before stopping it');
+        this.deps.log.warn({ containerId: cid, err }, 'could not thaw a frozen container to stop it');
       });
-    }
+    };
+    if (current.state.state === 'paused') await thaw();
     if (current.state.state === 'created') {
       // Never started: nothing runs yet but runc's init; kill it.
       await runc.kill(cid, 'KILL', true).catch(() => undefined);
@@ -615,7 +616,12 @@ export class ContainerManager {
     await runc.kill(cid, 'KILL', true).catch((err: unknown) => {
       this.deps.log.warn({ containerId: cid, err }, 'SIGKILL not delivered');
     });
-    if (await this.waitExit(cid, STOP_KILL_WAIT_MS)) {
+    let exited = await this.waitExit(cid, FROZEN_CHECK_AFTER_MS);
+    if (!exited) {
+      if ((await runc.state(cid).catch(() => undefined))?.status === 'paused') await thaw();
+      exited = await this.waitExit(cid, STOP_KILL_WAIT_MS);
+    }
+    if (exited) {
       this.deps.observer?.stopEscalation('kill');
       return;
     }
