@@ -17,7 +17,9 @@ import { checkRuntimeBinaries } from './oci/runtime-check.js';
 import { startAdminServer } from './admin/admin-server.js';
 import { buildImageService, type ImageEngineSettings } from './image/build.js';
 import { BUILTIN_PAUSE_IMAGE } from './image/pause.js';
+import { ContainerEventBus } from './container/events.js';
 import { ContainerManager, type ContainerObserver } from './container/manager.js';
+import { hostCapabilities } from './container/spec.js';
 import { NetnsManager } from './netns/netns.js';
 import { oomScoreAdjFloor } from './oci/oom-floor.js';
 import { SandboxManager } from './sandbox/manager.js';
@@ -149,8 +151,9 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
         metrics.stopEscalations.inc({ step });
       },
     };
+    const events = new ContainerEventBus(store);
     const containers = new ContainerManager(
-      { store, images, log: log.child({ component: 'container' }), observer },
+      { store, images, log: log.child({ component: 'container' }), observer, events },
       {
         conmonPath: config.conmon_path,
         runtimes: config.runtimes,
@@ -185,6 +188,7 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
         pauseImage: config.image.pause_image === '' ? BUILTIN_PAUSE_IMAGE : config.image.pause_image,
         cgroupDriver: config.cgroup_driver,
         oomScoreAdjFloor: oomFloor,
+        availableCapabilities: await hostCapabilities(),
       },
     );
 
@@ -249,6 +253,12 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
       const { forced } = await cri.shutdown(SHUTDOWN_GRACE_MS);
       if (forced)
         log.warn({ graceMs: SHUTDOWN_GRACE_MS }, 'in-flight RPCs did not finish in time; cancelled them');
+    });
+    // Runs just before the CRI shutdown above: event streams never end by themselves, so end
+    // them (UNAVAILABLE) and let their handlers finish, or shutdown would wait out its grace.
+    undo.push(async () => {
+      events.close();
+      await new Promise<void>((resolve) => setImmediate(resolve));
     });
 
     await rm(paths.adminSocket, { force: true });

@@ -8,13 +8,22 @@ import {
   DEFAULT_CAPABILITIES,
   DEFAULT_MASKED_PATHS,
   DEFAULT_READONLY_PATHS,
+  MIN_MEMORY_LIMIT_BYTES,
   buildContainerSpec,
   buildInfraSpec,
+  capabilitiesFromMask,
   capabilitySet,
   cgroupsPath,
   effectiveOomScoreAdj,
+  hostCapabilities,
+  missingSysctls,
+  normalizeSysctlName,
+  podSysctls,
+  sysctlNamespace,
+  type ContainerSpecFacts,
 } from './spec.js';
 import type {
+  ContainerResourcesInput,
   ContainerSecurityInput,
   ContainerSpecInput,
   ContainerSpecResolved,
@@ -94,7 +103,7 @@ const resolved: ContainerSpecResolved = {
   user: { uid: 101, gid: 101, additionalGids: [101] },
 };
 
-function build(input = container(), p = pod(), r: Partial<ContainerSpecResolved> = {}) {
+function build(input = container(), p = pod(), r: Partial<ContainerSpecFacts> = {}) {
   return buildContainerSpec(input, p, { ...resolved, ...r });
 }
 
@@ -146,7 +155,20 @@ describe('buildContainerSpec', () => {
     const pidNs = (s: ContainerSecurityInput, r: Partial<ContainerSpecResolved> = {}) =>
       build(container({}, s), pod(), r).linux.namespaces.filter((n) => n.type === 'pid');
     assert.deepEqual(pidNs({ namespaces: { pid: 'pod' } }), [{ type: 'pid', path: '/proc/4242/ns/pid' }]);
-    assert.deepEqual(pidNs({ namespaces: { pid: 'node' } }), []);
+    assert.deepEqual(
+      build(container({}, { namespaces: { pid: 'node' } }), pod({ hostPid: true })).linux.namespaces.filter(
+        (n) => n.type === 'pid',
+      ),
+      [],
+    );
+    assert.throws(
+      () => pidNs({ namespaces: { pid: 'node' } }),
+      (err: unknown) =>
+        err instanceof InvalidArgumentError &&
+        err.field === 'config.linux.security_context.namespace_options.pid' &&
+        /NODE needs a pod/.test(err.message),
+      'no host PID namespace for a container of a pod without it',
+    );
     assert.deepEqual(pidNs({ namespaces: { pid: 'target', targetId: 'x' } }, { targetPid: 77 }), [
       { type: 'pid', path: '/proc/77/ns/pid' },
     ]);
@@ -338,6 +360,19 @@ describe('buildContainerSpec', () => {
     );
   });
 
+  it('gives privileged containers only the capabilities crisp holds, when it knows them', () => {
+    const available = ALL_CAPABILITIES.filter((c) => c !== 'CAP_SYS_RESOURCE');
+    const spec = build(container({}, { privileged: true }), pod({ privileged: true }), {
+      availableCapabilities: available,
+    });
+    assert.deepEqual(spec.process.capabilities.bounding, available);
+    assert.deepEqual(spec.process.capabilities.effective, available);
+    assert.deepEqual(
+      build(container(), pod(), { availableCapabilities: available }).process.capabilities.bounding,
+      [...DEFAULT_CAPABILITIES],
+    );
+  });
+
   it('writes the same capability set to bounding, effective and permitted', () => {
     const caps = build().process.capabilities;
     assert.deepEqual(caps.bounding, DEFAULT_CAPABILITIES);
@@ -392,6 +427,34 @@ describe('buildContainerSpec', () => {
       (err: unknown) =>
         err instanceof InvalidArgumentError && err.field === 'config.linux.resources.cpu_shares',
     );
+  });
+
+  it('refuses resources the kernel or runc cannot apply, naming the field and value', () => {
+    const refused = (resources: ContainerResourcesInput, field: string, value: string) => {
+      assert.throws(
+        () => build(container({ linux: { resources } })),
+        (err: unknown) =>
+          err instanceof InvalidArgumentError &&
+          err.field === `config.linux.resources.${field}` &&
+          err.message.includes(value),
+      );
+    };
+    refused({ cpuQuota: -5 }, 'cpu_quota', '-5');
+    refused({ cpuQuota: 999 }, 'cpu_quota', '999');
+    refused({ cpuPeriod: -1 }, 'cpu_period', '-1');
+    refused({ cpuPeriod: 999 }, 'cpu_period', '999');
+    refused({ cpuPeriod: 1_000_001 }, 'cpu_period', '1000001');
+    refused({ memoryLimitBytes: MIN_MEMORY_LIMIT_BYTES - 1 }, 'memory_limit_in_bytes', '4194303');
+    refused({ memoryLimitBytes: -1 }, 'memory_limit_in_bytes', '-1');
+    const ok = build(
+      container({
+        linux: {
+          resources: { cpuQuota: -1, cpuPeriod: 1000, memoryLimitBytes: MIN_MEMORY_LIMIT_BYTES },
+        },
+      }),
+    ).linux.resources;
+    assert.deepEqual(ok.cpu, { quota: -1, period: 1000 });
+    assert.deepEqual(ok.memory, { limit: MIN_MEMORY_LIMIT_BYTES });
   });
 
   it('raises oom_score_adj to the floor', () => {
@@ -470,13 +533,54 @@ describe('capabilitySet', () => {
     assert.equal(caps(['SYS_ADMIN'], ['SYS_ADMIN']).includes('CAP_SYS_ADMIN'), false);
   });
 
-  it('rejects malformed names', () => {
+  it('rejects malformed and unknown names, naming the field and the name', () => {
     assert.throws(
       () => caps(['NET ADMIN'], []),
       (err: unknown) =>
         err instanceof InvalidArgumentError &&
         err.field === 'config.linux.security_context.capabilities.add_capabilities[0]',
     );
+    assert.throws(
+      () => caps(['KILL', 'NOT_A_CAP'], []),
+      (err: unknown) =>
+        err instanceof InvalidArgumentError &&
+        err.field === 'config.linux.security_context.capabilities.add_capabilities[1]' &&
+        err.message.includes('"NOT_A_CAP"'),
+    );
+    assert.throws(
+      () => caps([], ['cap_nope']),
+      (err: unknown) =>
+        err instanceof InvalidArgumentError &&
+        err.field === 'config.linux.security_context.capabilities.drop_capabilities[0]' &&
+        err.message.includes('"cap_nope"'),
+    );
+  });
+
+  it('limits ALL to the available capabilities and refuses an add of another', () => {
+    const available = ALL_CAPABILITIES.filter((c) => c !== 'CAP_SYS_RESOURCE');
+    const withAvailable = (add: string[], drop: string[]) =>
+      capabilitySet({ capabilities: { add, drop } }, available);
+    assert.deepEqual(withAvailable(['ALL'], []), available);
+    assert.deepEqual(capabilitySet({ privileged: true }, available), available);
+    assert.deepEqual(withAvailable(['SYS_RESOURCE'], ['SYS_RESOURCE']), DEFAULT_CAPABILITIES);
+    assert.throws(
+      () => withAvailable(['SYS_RESOURCE'], []),
+      (err: unknown) => err instanceof FailedPreconditionError && /SYS_RESOURCE/.test(err.message),
+    );
+    assert.deepEqual(capabilitySet(undefined, ['CAP_KILL', 'CAP_CHOWN']), ['CAP_CHOWN', 'CAP_KILL']);
+  });
+});
+
+describe('hostCapabilities', () => {
+  it('reads the bounding set, in capability number order', async () => {
+    const status = 'Name:\tnode\nCapPrm:\t0000000000000000\nCapBnd:\t000001fffeffffff\nCapAmb:\t0\n';
+    const caps = await hostCapabilities(status);
+    assert.equal(caps.length, 40);
+    assert.equal(caps.includes('CAP_SYS_RESOURCE'), false);
+    assert.deepEqual(capabilitiesFromMask(0b1000000000001n), ['CAP_CHOWN', 'CAP_NET_ADMIN']);
+    assert.deepEqual(capabilitiesFromMask((1n << 41n) - 1n), ALL_CAPABILITIES);
+    assert.ok((await hostCapabilities()).length > 0, "this process's own status");
+    await assert.rejects(hostCapabilities('Name:\tx\n'), /CapBnd/);
   });
 });
 
@@ -556,12 +660,30 @@ describe('buildInfraSpec', () => {
 
   it('shares host namespaces as asked, with no hostname on the host network', () => {
     const spec = buildInfraSpec(
-      infra({}, { hostNetwork: true, netnsPath: undefined, hostPid: true, hostIpc: true }),
+      infra({ sysctls: {} }, { hostNetwork: true, netnsPath: undefined, hostPid: true, hostIpc: true }),
       infraResolved,
     );
     assert.deepEqual(spec.linux.namespaces, [{ type: 'mount' }]);
     assert.equal(spec.hostname, undefined);
     assert.deepEqual(spec.mounts.find((m) => m.destination === '/dev/shm')?.source, '/dev/shm');
+  });
+
+  it('writes the namespaced sysctls, normalized, and refuses the others', () => {
+    const spec = buildInfraSpec(
+      infra({ sysctls: { 'kernel.shm_rmid_forced': '1', 'net/ipv4/ip_forward': '1' } }),
+      infraResolved,
+    );
+    assert.deepEqual(spec.linux.sysctl, { 'kernel.shm_rmid_forced': '1', 'net.ipv4.ip_forward': '1' });
+    assert.equal('sysctl' in buildInfraSpec(infra({ sysctls: {} }), infraResolved).linux, false);
+    assert.throws(
+      () => buildInfraSpec(infra({ sysctls: { 'vm.swappiness': '1' } }), infraResolved),
+      (err: unknown) =>
+        err instanceof InvalidArgumentError && err.field === 'config.linux.sysctls["vm.swappiness"]',
+    );
+    assert.throws(
+      () => buildInfraSpec(infra({}, { hostNetwork: true, netnsPath: undefined }), infraResolved),
+      /ip_unprivileged_port_start.*host network/,
+    );
   });
 
   it('needs a pinned netns without host network', () => {
@@ -621,6 +743,76 @@ describe('buildInfraSpec', () => {
           infraResolved,
         ),
       FailedPreconditionError,
+    );
+  });
+});
+
+describe('sysctls', () => {
+  it('knows which namespace a sysctl belongs to', () => {
+    for (const n of [
+      'kernel.shmmax',
+      'kernel.shm_rmid_forced',
+      'kernel.msgmax',
+      'kernel.sem',
+      'fs.mqueue.msg_max',
+    ]) {
+      assert.equal(sysctlNamespace(n), 'ipc', n);
+    }
+    assert.equal(sysctlNamespace('net.ipv4.ip_local_port_range'), 'net');
+    for (const n of [
+      'vm.swappiness',
+      'kernel.pid_max',
+      'kernel.semx',
+      'fs.file-max',
+      'kernel.hostname',
+      'netx.y',
+    ]) {
+      assert.equal(sysctlNamespace(n), undefined, n);
+    }
+  });
+
+  it('normalizes slash-separated names as Kubernetes does', () => {
+    assert.equal(normalizeSysctlName('net.ipv4.ip_forward'), 'net.ipv4.ip_forward');
+    assert.equal(normalizeSysctlName('net/ipv4/ip_forward'), 'net.ipv4.ip_forward');
+    assert.equal(normalizeSysctlName('net/ipv4/conf/eno2.100/rp_filter'), 'net.ipv4.conf.eno2/100.rp_filter');
+    assert.equal(normalizeSysctlName('net.ipv4.conf.eno2/100.rp_filter'), 'net.ipv4.conf.eno2/100.rp_filter');
+  });
+
+  it('refuses what is not namespaced, malformed or shared with the node, naming it', () => {
+    const refused = (sysctls: Record<string, string>, field: string, pattern: RegExp, host = {}) => {
+      assert.throws(
+        () => podSysctls(sysctls, { hostNetwork: false, hostIpc: false, ...host }),
+        (err: unknown) =>
+          err instanceof InvalidArgumentError &&
+          err.field === `config.linux.sysctls[${JSON.stringify(field)}]` &&
+          pattern.test(err.message),
+      );
+    };
+    refused({ 'vm.swappiness': '10' }, 'vm.swappiness', /"vm\.swappiness" is unknown or not namespaced/);
+    refused({ 'kernel.nonexistent': '1' }, 'kernel.nonexistent', /not namespaced/);
+    refused({ 'net..ipv4': '1' }, 'net..ipv4', /not a sysctl name/);
+    refused({ 'net.ipv4.x/../y': '1' }, 'net.ipv4.x/../y', /not a sysctl name/);
+    refused({ 'net.core.somaxconn': '1\n2' }, 'net.core.somaxconn', /newline/);
+    refused({ 'net.ipv4.ip_forward': '1' }, 'net.ipv4.ip_forward', /host network/, { hostNetwork: true });
+    refused({ 'kernel.shmmax': '1' }, 'kernel.shmmax', /host IPC/, { hostIpc: true });
+    assert.deepEqual(podSysctls({ 'kernel.shmmax': '1' }, { hostNetwork: true, hostIpc: false }), {
+      'kernel.shmmax': '1',
+    });
+    assert.deepEqual(podSysctls({ 'net/core/somaxconn': '1024' }, { hostNetwork: false, hostIpc: true }), {
+      'net.core.somaxconn': '1024',
+    });
+  });
+
+  it('finds the sysctls the node lacks, but not per-interface ones', async () => {
+    assert.deepEqual(
+      await missingSysctls([
+        'net.ipv4.ip_local_port_range',
+        'kernel.shm_rmid_forced',
+        'net.ipv4.no_such_thing',
+        'net.ipv4.conf.pod0.rp_filter',
+        'net.ipv6.neigh.pod0.retrans_time_ms',
+      ]),
+      ['net.ipv4.no_such_thing'],
     );
   });
 });

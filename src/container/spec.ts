@@ -9,7 +9,11 @@
  * Not emitted yet: seccomp, AppArmor, SELinux labels (`linux.seccomp` stays absent: a later
  * issue), user namespaces, hugepages and unified cgroup v2 keys, rlimits (none: processes inherit
  * the runtime's, as with containerd's CRI). Devices: see `devicesFor`.
+ *
+ * Two small async helpers read host facts for the callers (hostCapabilities, missingSysctls);
+ * the builders themselves do no I/O.
  */
+import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   FailedPreconditionError,
@@ -154,33 +158,79 @@ const RES = 'config.linux.resources';
 
 // --- capabilities --------------------------------------------------------------------------------
 
+const KNOWN_CAPABILITIES: ReadonlySet<string> = new Set(ALL_CAPABILITIES);
+
 function capabilityName(raw: string, field: string): string {
   const upper = raw.trim().toUpperCase();
   if (upper === 'ALL') return upper;
-  const bare = upper.startsWith('CAP_') ? upper.slice(4) : upper;
-  if (!/^[A-Z0-9_]+$/.test(bare)) {
-    throw new InvalidArgumentError(field, `${JSON.stringify(raw)} is not a capability name`);
+  const name = upper.startsWith('CAP_') ? upper : `CAP_${upper}`;
+  if (!KNOWN_CAPABILITIES.has(name)) {
+    throw new InvalidArgumentError(
+      field,
+      `${JSON.stringify(raw)} is not a Linux capability (names are like NET_ADMIN or CAP_NET_ADMIN, or ALL)`,
+    );
   }
-  return `CAP_${bare}`;
+  return name;
+}
+
+/**
+ * The capabilities a mask (a `Cap*:` line of /proc/<pid>/status, as a number) holds, in number
+ * order; bits beyond ALL_CAPABILITIES are ignored.
+ */
+export function capabilitiesFromMask(mask: bigint): string[] {
+  return ALL_CAPABILITIES.filter((_, bit) => (mask >> BigInt(bit)) & 1n);
+}
+
+/**
+ * The capabilities crisp's own process may pass on: its bounding set (`CapBnd:` of
+ * /proc/self/status, or of `statusText`). runc, started by crisp through conmon, cannot give a
+ * container a capability outside it ("unable to apply caps: operation not permitted"), which
+ * happens on hosts whose root lacks some (nested or restricted machines lack CAP_SYS_RESOURCE).
+ * The only I/O in this module: the daemon reads it once and passes it as
+ * `availableCapabilities` (containerd likewise grants privileged containers the capabilities
+ * it holds itself).
+ */
+export async function hostCapabilities(statusText?: string): Promise<string[]> {
+  const text = statusText ?? (await readFile('/proc/self/status', 'utf8'));
+  const hex = /^CapBnd:\s*([0-9a-f]+)$/m.exec(text)?.[1];
+  if (hex === undefined) throw new InternalError('no CapBnd line in /proc/self/status');
+  return capabilitiesFromMask(BigInt(`0x${hex}`));
 }
 
 /**
  * The capability set (bounding = effective = permitted) for a security context, containerd's way:
  * start from the default 14; `ALL` in add means every capability and `ALL` in drop means none
  * (both applied first, drop after add), then the individual adds, then the individual drops.
- * Names take `CAP_` if they lack it (CRI sends them bare) and any case. Well-formed names crisp
- * does not know pass through (runc ignores, with a warning, those its kernel lacks). Privileged
- * containers get ALL_CAPABILITIES and add/drop are ignored.
+ * Names take `CAP_` if they lack it (CRI sends them bare) and any case; a name that is not a
+ * Linux capability is an InvalidArgumentError naming the field and the name. Privileged
+ * containers get every capability and add/drop are ignored.
+ *
+ * `available` (crisp's own bounding set, see hostCapabilities) limits "every capability" (ALL,
+ * privileged, the defaults) to what runc can grant; an individual add outside it is a
+ * FailedPreconditionError naming it, rather than a runc failure at start. Undefined = all.
  */
-export function capabilitySet(security: ContainerSecurityInput | undefined): string[] {
-  if (security?.privileged === true) return [...ALL_CAPABILITIES];
+export function capabilitySet(
+  security: ContainerSecurityInput | undefined,
+  available?: readonly string[],
+): string[] {
+  const grantable = (caps: readonly string[]): string[] =>
+    available === undefined ? [...caps] : caps.filter((c) => available.includes(c));
+  if (security?.privileged === true) return grantable(ALL_CAPABILITIES);
   const requested = security?.capabilities;
-  if (!requested) return [...DEFAULT_CAPABILITIES];
+  if (!requested) return grantable(DEFAULT_CAPABILITIES);
   const add = requested.add.map((c, i) => capabilityName(c, `${SC}.capabilities.add_capabilities[${i}]`));
   const drop = requested.drop.map((c, i) => capabilityName(c, `${SC}.capabilities.drop_capabilities[${i}]`));
-  let caps = add.includes('ALL') ? [...ALL_CAPABILITIES] : [...DEFAULT_CAPABILITIES];
+  let caps = grantable(add.includes('ALL') ? ALL_CAPABILITIES : DEFAULT_CAPABILITIES);
   if (drop.includes('ALL')) caps = [];
-  for (const c of add) if (c !== 'ALL' && !caps.includes(c)) caps.push(c);
+  for (const c of add) {
+    if (c === 'ALL' || caps.includes(c) || drop.includes(c)) continue;
+    if (available !== undefined && !available.includes(c)) {
+      throw new FailedPreconditionError(
+        `capability ${c.slice(4)} (${SC}.capabilities.add_capabilities) cannot be granted: crisp itself does not hold it on this node`,
+      );
+    }
+    caps.push(c);
+  }
   return caps.filter((c) => !drop.includes(c));
 }
 
@@ -235,6 +285,19 @@ function devicesFor(input: ContainerSpecInput | undefined, privileged: boolean):
   return [privileged ? { allow: true, access: 'rwm' } : { allow: false, access: 'rwm' }];
 }
 
+/**
+ * The smallest memory limit crisp accepts: runc's init process is charged to the container's
+ * cgroup and peaks at about 2.5 MiB here (runc 1.1.5), so runc fails below 3 MiB ("unable to
+ * set memory limit ... current usage"). 4 MiB (Docker's old minimum) refuses such limits up
+ * front; CRI-O refuses below 12 MiB, containerd checks nothing.
+ */
+export const MIN_MEMORY_LIMIT_BYTES = 4 * 1024 * 1024;
+
+/** The kernel's CFS bounds, in microseconds: a period of 1 ms..1 s, a quota of at least 1 ms. */
+const CFS_PERIOD_MIN = 1000;
+const CFS_PERIOD_MAX = 1_000_000;
+const CFS_QUOTA_MIN = 1000;
+
 function containerResources(
   r: ContainerResourcesInput | undefined,
   devices: OciDeviceCgroup[],
@@ -243,14 +306,23 @@ function containerResources(
   const out: OciResources = { devices };
   const cpu: NonNullable<OciResources['cpu']> = {};
   if (r?.cpuShares) cpu.shares = checkInt(`${RES}.cpu_shares`, r.cpuShares, 0);
-  if (r?.cpuQuota) cpu.quota = checkInt(`${RES}.cpu_quota`, r.cpuQuota, -1);
-  if (r?.cpuPeriod) cpu.period = checkInt(`${RES}.cpu_period`, r.cpuPeriod, 0);
+  if (r?.cpuQuota) {
+    // -1 = no limit (what kubelet sends for a pod without a CPU limit).
+    cpu.quota = r.cpuQuota === -1 ? -1 : checkInt(`${RES}.cpu_quota`, r.cpuQuota, CFS_QUOTA_MIN);
+  }
+  if (r?.cpuPeriod) cpu.period = checkInt(`${RES}.cpu_period`, r.cpuPeriod, CFS_PERIOD_MIN, CFS_PERIOD_MAX);
   if (r?.cpusetCpus) cpu.cpus = r.cpusetCpus;
   if (r?.cpusetMems) cpu.mems = r.cpusetMems;
   if (Object.keys(cpu).length > 0) out.cpu = cpu;
   const memory: NonNullable<OciResources['memory']> = {};
   if (r?.memoryLimitBytes) {
-    memory.limit = checkInt(`${RES}.memory_limit_in_bytes`, r.memoryLimitBytes, 0);
+    if (!Number.isSafeInteger(r.memoryLimitBytes) || r.memoryLimitBytes < MIN_MEMORY_LIMIT_BYTES) {
+      throw new InvalidArgumentError(
+        `${RES}.memory_limit_in_bytes`,
+        `${r.memoryLimitBytes} is below crisp's minimum of ${MIN_MEMORY_LIMIT_BYTES} bytes (4 MiB): runc cannot start a container in less`,
+      );
+    }
+    memory.limit = r.memoryLimitBytes;
     // containerd: swap equal to the limit, so a container does not swap unless asked to.
     if (swapControllerAvailable) memory.swap = memory.limit;
   }
@@ -439,6 +511,13 @@ export function containerNamespaces(
       namespaces.push({ type: 'pid', path: infra('pid') });
       break;
     case 'node':
+      // A pod that does not share the host's PID namespace must not get it through a container.
+      if (!pod.hostPid) {
+        throw new InvalidArgumentError(
+          `${SC}.namespace_options.pid`,
+          `NODE needs a pod whose own namespace_options.pid is NODE (container ${JSON.stringify(input.name)}, pod ${JSON.stringify(pod.sandboxName)})`,
+        );
+      }
       break;
     case 'target': {
       const pid = resolved.targetPid;
@@ -478,7 +557,112 @@ export function infraNamespaces(pod: InfraPodContext): OciNamespace[] {
   return namespaces;
 }
 
+// --- sysctls ------------------------------------------------------------------------------------
+
+/** What a sysctl is namespaced by (kubelet's pkg/kubelet/sysctl/namespace.go). */
+export type SysctlNamespace = 'ipc' | 'net';
+
+/**
+ * The namespace a sysctl belongs to, or undefined for one that is not namespaced (and would
+ * change the whole node): kernel.shm*, kernel.msg*, kernel.sem and fs.mqueue.* follow the IPC
+ * namespace, net.* the network namespace; the same list kubelet and runc use.
+ */
+export function sysctlNamespace(name: string): SysctlNamespace | undefined {
+  if (name === 'kernel.sem' || /^kernel\.(shm|msg)/.test(name) || name.startsWith('fs.mqueue.')) return 'ipc';
+  if (name.startsWith('net.')) return 'net';
+  return undefined;
+}
+
+/**
+ * A sysctl name in its dotted form. Kubernetes also accepts `/` as the separator: when the first
+ * separator is a `/`, dots and slashes swap (`net/ipv4/conf/eth0.100/rp_filter` →
+ * `net.ipv4.conf.eth0/100.rp_filter`, the form runc writes to /proc/sys).
+ */
+export function normalizeSysctlName(name: string): string {
+  const first = name.search(/[./]/);
+  if (first < 0 || name[first] === '.') return name;
+  return name.replace(/[./]/g, (c) => (c === '.' ? '/' : '.'));
+}
+
+const SYSCTL_SEGMENT = /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/;
+
+/**
+ * The pod's sysctls, names normalized, or an InvalidArgumentError naming the first bad one
+ * (field `config.linux.sysctls["<name>"]`): a malformed name, one that is not namespaced
+ * (vm.*, kernel.* other than the IPC ones, fs.* other than fs.mqueue.*: they would change the
+ * node), or one of a namespace the pod shares with the node (net.* with host network, IPC ones
+ * with host IPC). runc refuses all of these too, but only after the pod is half made and with a
+ * message that does not name the field.
+ */
+export function podSysctls(
+  sysctls: Readonly<Record<string, string>>,
+  pod: { hostNetwork: boolean; hostIpc: boolean },
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [raw, value] of Object.entries(sysctls)) {
+    const name = normalizeSysctlName(raw);
+    const bad = (reason: string): InvalidArgumentError =>
+      new InvalidArgumentError(`config.linux.sysctls[${JSON.stringify(raw)}]`, reason);
+    if (!name.split('.').every((segment) => SYSCTL_SEGMENT.test(segment))) {
+      throw bad(`${JSON.stringify(raw)} is not a sysctl name`);
+    }
+    if (value.includes('\n')) throw bad(`the value ${JSON.stringify(value)} has a newline`);
+    const ns = sysctlNamespace(name);
+    if (ns === undefined) {
+      throw bad(
+        `${JSON.stringify(name)} is unknown or not namespaced: a pod may only set kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.* and net.* sysctls`,
+      );
+    }
+    if (ns === 'net' && pod.hostNetwork) {
+      throw bad(`${JSON.stringify(name)} would change the node: the pod uses the host network`);
+    }
+    if (ns === 'ipc' && pod.hostIpc) {
+      throw bad(`${JSON.stringify(name)} would change the node: the pod uses the host IPC namespace`);
+    }
+    out[name] = value;
+  }
+  return out;
+}
+
+/**
+ * Which of these (normalized) sysctls the node's kernel does not have, looked up in `procSys`
+ * (the host's /proc/sys): a typo there would otherwise fail in runc after the pod is half made.
+ * Per-interface settings (net.ipv4.conf.<if>.*, net.ipv6.conf.<if>.*, net.ipv4.neigh.<if>.*,
+ * net.ipv6.neigh.<if>.*) are not checked: the pod's interfaces exist only in its own namespace.
+ * A sysctl the host has but a new namespace lacks (e.g. net.core.rmem_max, init-namespace only)
+ * still fails in runc. I/O, like hostCapabilities.
+ */
+export async function missingSysctls(names: readonly string[], procSys = '/proc/sys'): Promise<string[]> {
+  const checked = names.filter((n) => !/^net\.ipv[46]\.(conf|neigh)\./.test(n));
+  const missing = await Promise.all(
+    checked.map(async (n) => {
+      try {
+        await access(path.join(procSys, ...n.split('.')));
+        return undefined;
+      } catch {
+        return n;
+      }
+    }),
+  );
+  return missing.filter((n): n is string => n !== undefined);
+}
+
 // --- the specs -----------------------------------------------------------------------------------
+
+/**
+ * A host fact the builders take on top of spec-types.ts's resolved facts (it belongs in
+ * InfraSpecResolved there; declared here until that file gains it).
+ */
+export interface CapabilityFacts {
+  /**
+   * The capabilities crisp can pass on (hostCapabilities()); undefined = every one. ALL,
+   * privileged and the defaults are cut down to them; an explicit add of another one fails.
+   */
+  availableCapabilities?: readonly string[];
+}
+
+export type ContainerSpecFacts = ContainerSpecResolved & CapabilityFacts;
+export type InfraSpecFacts = InfraSpecResolved & CapabilityFacts;
 
 function ociUser(user: ProcessUser): OciSpec['process']['user'] {
   return { uid: user.uid, gid: user.gid, additionalGids: [...user.additionalGids] };
@@ -501,7 +685,7 @@ function workingDirFor(requested: string, image: string): string {
 export function buildContainerSpec(
   input: ContainerSpecInput,
   pod: PodContext,
-  resolved: ContainerSpecResolved,
+  resolved: ContainerSpecFacts,
 ): OciSpec {
   const security = input.linux.securityContext;
   const privileged = security?.privileged === true;
@@ -512,7 +696,7 @@ export function buildContainerSpec(
     );
   }
   const { mounts, rootfsPropagation } = containerMounts(input, pod);
-  const caps = capabilitySet(security);
+  const caps = capabilitySet(security, resolved.availableCapabilities);
   const spec: OciSpec = {
     ociVersion: OCI_VERSION,
     process: {
@@ -555,11 +739,11 @@ export function buildContainerSpec(
 
 /**
  * config.json for a pod's infra (pause) container: the pause image's Entrypoint + Cmd, a
- * read-only root, the pod's hostname, sysctls and namespaces, cpu.shares 2 and oom_score_adj
- * -998 (containerd's), default capabilities and masked paths, and no_new_privs (the pause process
- * never needs to gain privileges; containerd leaves it off).
+ * read-only root, the pod's hostname, sysctls (checked again by podSysctls) and namespaces,
+ * cpu.shares 2 and oom_score_adj -998 (containerd's), default capabilities and masked paths, and
+ * no_new_privs (the pause process never needs to gain privileges; containerd leaves it off).
  */
-export function buildInfraSpec(input: InfraSpecInput, resolved: InfraSpecResolved): OciSpec {
+export function buildInfraSpec(input: InfraSpecInput, resolved: InfraSpecFacts): OciSpec {
   const { pod } = input;
   let args: string[];
   try {
@@ -585,7 +769,8 @@ export function buildInfraSpec(input: InfraSpecInput, resolved: InfraSpecResolve
   if (r?.cpuShares !== undefined) annotations[ANNOTATIONS.sandboxCpuShares] = String(r.cpuShares);
   if (r?.memoryLimitBytes !== undefined) annotations[ANNOTATIONS.sandboxMemory] = String(r.memoryLimitBytes);
 
-  const caps = [...DEFAULT_CAPABILITIES];
+  const caps = capabilitySet(undefined, resolved.availableCapabilities);
+  const sysctls = podSysctls(input.sysctls, pod);
   const spec: OciSpec = {
     ociVersion: OCI_VERSION,
     process: {
@@ -613,6 +798,6 @@ export function buildInfraSpec(input: InfraSpecInput, resolved: InfraSpecResolve
     },
   };
   if (!pod.hostNetwork && pod.hostname !== '') spec.hostname = pod.hostname;
-  if (Object.keys(input.sysctls).length > 0) spec.linux.sysctl = { ...input.sysctls };
+  if (Object.keys(sysctls).length > 0) spec.linux.sysctl = sysctls;
   return spec;
 }

@@ -158,6 +158,21 @@ describe('resolveUser', () => {
     });
   });
 
+  it('leaves out the /etc/group groups with the Strict policy, keeping the primary gid', async () => {
+    const strict = { supplementalGroupsPolicy: 'strict' } as const;
+    assert.deepEqual(await resolve({ ...strict, runAsUsername: 'app', supplementalGroups: [2000, 1000] }), {
+      uid: 1000,
+      gid: 1000,
+      additionalGids: [1000, 2000],
+    });
+    assert.deepEqual(await resolve(strict, 'app'), { uid: 1000, gid: 1000, additionalGids: [1000] });
+    assert.deepEqual(
+      await resolve({ supplementalGroupsPolicy: 'merge', runAsUsername: 'app' }),
+      await resolve({ runAsUsername: 'app' }),
+      'merge is the default',
+    );
+  });
+
   it('fails with FailedPrecondition naming a missing user and the image', async () => {
     await assert.rejects(resolve({ runAsUsername: 'ghost' }), (err: unknown) => {
       assert.ok(err instanceof FailedPreconditionError);

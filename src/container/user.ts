@@ -6,7 +6,8 @@
  *   4. otherwise 0:0.
  * run_as_group applies on top of 1 or 2 (containerd's `user:group` string). additionalGids are the
  * primary gid (as containerd has done since CVE-2023-25173), the groups listing the user in the
- * rootfs's /etc/group, then supplemental_groups.
+ * rootfs's /etc/group (only with supplemental_groups_policy Merge, the default), then
+ * supplemental_groups.
  *
  * The resolution itself is pure (`resolveUserFrom`); `resolveUser` reads the two files from the
  * mounted rootfs, following symlinks only inside it (an image's /etc/passwd may be a symlink to
@@ -33,11 +34,22 @@ export interface GroupEntry {
   members: string[];
 }
 
-/** The security-context fields that choose the user. */
+/**
+ * CRI SupplementalGroupsPolicy (KEP-3619). merge (the default): the groups the image's
+ * /etc/group gives the user, plus supplemental_groups; strict: only the primary gid and
+ * supplemental_groups, so an image cannot add groups the pod spec does not name.
+ */
+export type SupplementalGroupsPolicy = 'merge' | 'strict';
+
+/**
+ * The security-context fields that choose the user. `supplementalGroupsPolicy` belongs in
+ * spec-types.ts's ContainerSecurityInput; until it is there, the CRI layer sets it on the same
+ * object (see cri/runtime/create-container.ts).
+ */
 export type UserRequest = Pick<
   ContainerSecurityInput,
   'runAsUser' | 'runAsGroup' | 'runAsUsername' | 'supplementalGroups'
->;
+> & { supplementalGroupsPolicy?: SupplementalGroupsPolicy };
 
 /** The image, as far as the user goes: its User and, for messages, its name. */
 export interface UserImage {
@@ -187,7 +199,7 @@ export function resolveUserFrom(
   }
 
   const additional = new Set<number>([gid]);
-  if (name !== undefined) {
+  if (name !== undefined && request.supplementalGroupsPolicy !== 'strict') {
     const member = name;
     for (const g of groups) if (g.members.includes(member)) additional.add(g.gid);
   }

@@ -48,6 +48,8 @@ export interface SandboxSettings {
   oomScoreAdjFloor: number | undefined;
   /** How long a result whose caller went away waits for a retry (default UNCOLLECTED_GRACE_MS). */
   uncollectedGraceMs?: number;
+  /** The capabilities crisp itself holds, and so can grant (privileged containers get these). */
+  availableCapabilities?: readonly string[];
 }
 
 export interface RunPodInput {
@@ -341,6 +343,9 @@ export class SandboxManager {
           {
             rootfsPath: rootfs,
             user: await resolveUser(rootfs, {}, imageInput),
+            ...(this.settings.availableCapabilities
+              ? { availableCapabilities: this.settings.availableCapabilities }
+              : {}),
             ...(this.settings.oomScoreAdjFloor === undefined
               ? {}
               : { oomScoreAdjFloor: this.settings.oomScoreAdjFloor }),
@@ -474,6 +479,9 @@ export class SandboxManager {
             ? {}
             : { oomScoreAdjFloor: this.settings.oomScoreAdjFloor }),
           ...(target === undefined ? {} : { targetPid: target }),
+          ...(this.settings.availableCapabilities
+            ? { availableCapabilities: this.settings.availableCapabilities }
+            : {}),
         });
       },
     });

@@ -3,7 +3,14 @@ import type { CreateContainerRequest__Output } from '../../generated/runtime/v1/
 import type { CreateContainerResponse } from '../../generated/runtime/v1/CreateContainerResponse.js';
 import type { LinuxContainerConfig__Output } from '../../generated/runtime/v1/LinuxContainerConfig.js';
 import type { Mount__Output } from '../../generated/runtime/v1/Mount.js';
-import type { ContainerSpecInput, MountInput, PidNamespaceMode } from '../../container/spec-types.js';
+import type { LinuxContainerSecurityContext__Output } from '../../generated/runtime/v1/LinuxContainerSecurityContext.js';
+import type {
+  ContainerSecurityInput,
+  ContainerSpecInput,
+  MountInput,
+  PidNamespaceMode,
+} from '../../container/spec-types.js';
+import type { UserRequest } from '../../container/user.js';
 import { InvalidArgumentError } from '../../errors.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import type { JsonValue } from '../../sandbox/manager.js';
@@ -44,16 +51,59 @@ function mounts(list: Mount__Output[]): MountInput[] {
   });
 }
 
+const PID_MODE: Record<string, PidNamespaceMode> = {
+  POD: 'pod',
+  CONTAINER: 'container',
+  NODE: 'node',
+  TARGET: 'target',
+};
+
+/** An int64 id (run_as_user, run_as_group, supplemental_groups[i]); user.ts checks the range. */
+function id(value: string, field: string): number {
+  const n = Number(value);
+  if (value === '' || !Number.isSafeInteger(n)) {
+    throw new InvalidArgumentError(field, `"${value}" is not an id`);
+  }
+  return n;
+}
+
+/**
+ * The security context. `supplementalGroupsPolicy` is not in spec-types.ts's
+ * ContainerSecurityInput yet: it rides on the same object to user.ts's resolveUser (which the
+ * sandbox engine calls with this object), typed by user.ts's UserRequest.
+ */
+function securityContext(
+  sc: LinuxContainerSecurityContext__Output,
+): ContainerSecurityInput & Pick<UserRequest, 'supplementalGroupsPolicy'> {
+  const f = 'config.linux.security_context';
+  const ns = sc.namespace_options;
+  return {
+    ...(sc.run_as_user ? { runAsUser: id(sc.run_as_user.value, `${f}.run_as_user`) } : {}),
+    ...(sc.run_as_group ? { runAsGroup: id(sc.run_as_group.value, `${f}.run_as_group`) } : {}),
+    ...(sc.run_as_username !== '' ? { runAsUsername: sc.run_as_username } : {}),
+    supplementalGroups: sc.supplemental_groups.map((g, i) => id(g, `${f}.supplemental_groups[${i}]`)),
+    supplementalGroupsPolicy: sc.supplemental_groups_policy === 'Strict' ? 'strict' : 'merge',
+    readonlyRootfs: sc.readonly_rootfs,
+    privileged: sc.privileged,
+    noNewPrivs: sc.no_new_privs,
+    ...(sc.capabilities
+      ? { capabilities: { add: sc.capabilities.add_capabilities, drop: sc.capabilities.drop_capabilities } }
+      : {}),
+    // An empty list cannot be told from an unset one on the wire: both mean crisp's defaults
+    // (containerd's behaviour too, as Go decodes both as nil).
+    ...(sc.masked_paths.length > 0 ? { maskedPaths: sc.masked_paths } : {}),
+    ...(sc.readonly_paths.length > 0 ? { readonlyPaths: sc.readonly_paths } : {}),
+    // network and ipc follow the pod (RunPodSandbox); only pid is per container.
+    namespaces: {
+      pid: PID_MODE[ns?.pid ?? 'CONTAINER'] ?? 'container',
+      ...(ns?.target_id ? { targetId: ns.target_id } : {}),
+    },
+  };
+}
+
 function linux(l: LinuxContainerConfig__Output | null): ContainerSpecInput['linux'] {
   if (!l) return {};
   const r = l.resources;
-  const sc = l.security_context;
-  const pidMode: Record<string, PidNamespaceMode> = {
-    POD: 'pod',
-    CONTAINER: 'container',
-    NODE: 'node',
-    TARGET: 'target',
-  };
   return {
     ...(r
       ? {
@@ -72,33 +122,7 @@ function linux(l: LinuxContainerConfig__Output | null): ContainerSpecInput['linu
           },
         }
       : {}),
-    ...(sc
-      ? {
-          securityContext: {
-            ...(sc.run_as_user ? { runAsUser: Number(sc.run_as_user.value) } : {}),
-            ...(sc.run_as_group ? { runAsGroup: Number(sc.run_as_group.value) } : {}),
-            ...(sc.run_as_username !== '' ? { runAsUsername: sc.run_as_username } : {}),
-            supplementalGroups: sc.supplemental_groups.map(Number),
-            readonlyRootfs: sc.readonly_rootfs,
-            privileged: sc.privileged,
-            noNewPrivs: sc.no_new_privs,
-            ...(sc.capabilities
-              ? {
-                  capabilities: {
-                    add: sc.capabilities.add_capabilities,
-                    drop: sc.capabilities.drop_capabilities,
-                  },
-                }
-              : {}),
-            ...(sc.masked_paths.length > 0 ? { maskedPaths: sc.masked_paths } : {}),
-            ...(sc.readonly_paths.length > 0 ? { readonlyPaths: sc.readonly_paths } : {}),
-            namespaces: {
-              pid: pidMode[sc.namespace_options?.pid ?? 'CONTAINER'] ?? 'container',
-              ...(sc.namespace_options?.target_id ? { targetId: sc.namespace_options.target_id } : {}),
-            },
-          },
-        }
-      : {}),
+    ...(l.security_context ? { securityContext: securityContext(l.security_context) } : {}),
   };
 }
 

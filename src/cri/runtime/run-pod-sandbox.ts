@@ -1,4 +1,6 @@
 /** RunPodSandbox: validate and convert the PodSandboxConfig, then let the sandbox engine run it. */
+import { missingSysctls, podSysctls } from '../../container/spec.js';
+import { InvalidArgumentError } from '../../errors.js';
 import type { RunPodSandboxRequest__Output } from '../../generated/runtime/v1/RunPodSandboxRequest.js';
 import type { RunPodSandboxResponse } from '../../generated/runtime/v1/RunPodSandboxResponse.js';
 import type { JsonValue } from '../../sandbox/manager.js';
@@ -16,6 +18,17 @@ export function runPodSandbox(
     const namespace = requireString(meta.namespace, 'config.metadata.namespace');
     const uid = requireString(meta.uid, 'config.metadata.uid');
     const ns = config.linux?.security_context?.namespace_options;
+    const hostNetwork = ns?.network === 'NODE';
+    const hostIpc = ns?.ipc === 'NODE';
+    // Refused here, before any work: runc would refuse them only once the pod is half made.
+    const sysctls = podSysctls(config.linux?.sysctls ?? {}, { hostNetwork, hostIpc });
+    const [missing] = await missingSysctls(Object.keys(sysctls));
+    if (missing !== undefined) {
+      throw new InvalidArgumentError(
+        `config.linux.sysctls[${JSON.stringify(missing)}]`,
+        `${JSON.stringify(missing)} is not a sysctl of this node's kernel`,
+      );
+    }
     const id = await sandboxes.run(
       {
         name,
@@ -34,11 +47,11 @@ export function runPodSandbox(
         labels: config.labels,
         annotations: config.annotations,
         cgroupParent: config.linux?.cgroup_parent ?? '',
-        hostNetwork: ns?.network === 'NODE',
+        hostNetwork,
         hostPid: ns?.pid === 'NODE',
-        hostIpc: ns?.ipc === 'NODE',
+        hostIpc,
         privileged: config.linux?.security_context?.privileged ?? false,
-        sysctls: config.linux?.sysctls ?? {},
+        sysctls,
         runtimeHandler: req.runtime_handler,
         criConfig: JSON.parse(JSON.stringify(config)) as JsonValue,
       },
