@@ -35,6 +35,7 @@ import type {
 import type { StateStore, StoredContainer } from '../store/state-store.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import { isActive, requireState, type ContainerState } from './state.js';
+import { ContainerEventBus } from './events.js';
 import { mountRootfs, removeRootfsStorage, unmountRootfs } from './rootfs.js';
 
 export type { StoredContainer } from '../store/state-store.js';
@@ -72,6 +73,8 @@ export interface ContainerEngineDeps {
   images: ImageService;
   log: Logger;
   observer?: ContainerObserver;
+  /** Where lifecycle events go (GetContainerEvents); the manager makes its own if not given. */
+  events?: ContainerEventBus;
 }
 
 /** Runs `fn` and reports its duration as `stage`. */
@@ -173,11 +176,15 @@ export class ContainerManager {
   private readonly locks = new KeyedMutex();
   private watcher: FSWatcher | undefined;
   private readonly runcs = new Map<string, Runc>();
+  /** Published right after each commit that a CRI client can see (events.ts). */
+  readonly events: ContainerEventBus;
 
   constructor(
     private readonly deps: ContainerEngineDeps,
     private readonly settings: ContainerEngineSettings,
-  ) {}
+  ) {
+    this.events = deps.events ?? new ContainerEventBus(deps.store);
+  }
 
   // --- set-up --------------------------------------------------------------------------------
 
@@ -242,6 +249,11 @@ export class ContainerManager {
 
   private persistDir(id: string): string {
     return join(this.containerDir(id), 'userdata');
+  }
+
+  /** The container's writable layer: the overlay upper dir (kept until the container is removed). */
+  upperDir(id: string): string {
+    return join(this.containerDir(id), 'upper');
   }
 
   private rootfsDir(id: string): string {
@@ -390,6 +402,8 @@ export class ContainerManager {
     await this.deps.store.commit(
       new StoreBatch().putContainerState(id, { ...prev, ...patch, updatedAt: nowNs() }),
     );
+    // events: no await between the commit and the publish (ordering, see events.ts).
+    this.events.transitioned(current.config, prev.state, patch.state);
   }
 
   /** A container whose process could not be started: cleaned up, EXITED with StartError. */
@@ -678,6 +692,8 @@ export class ContainerManager {
     if (c) batch.delContainer(id);
     if (nameKey !== undefined) batch.delName(nameKey);
     await this.deps.store.commit(batch);
+    // events: DELETED right after the records go.
+    if (c) this.events.deleted(c);
   }
 
   // --- exec and logs ---------------------------------------------------------------------------

@@ -19,8 +19,27 @@ export interface CallScope {
   signal: AbortSignal;
 }
 
+/** What a server-streaming RPC gets besides CallScope: a way to wait out a full send buffer. */
+export interface StreamScope extends CallScope {
+  /**
+   * Resolves once the stream takes messages again after `send` returned false (the client is
+   * not reading fast enough), or at once if it already does or the call has ended; also when
+   * `until` aborts, so a producer can stop waiting for its own reasons.
+   */
+  drained(until?: AbortSignal): Promise<void>;
+}
+
 export type UnaryImpl<Req, Res> = (req: Req, scope: CallScope) => Promise<Res>;
-export type StreamImpl<Req, Res> = (req: Req, send: (msg: Res) => void, scope: CallScope) => Promise<void>;
+/**
+ * `send` queues a message and returns false when the stream's buffer is full: an
+ * implementation that produces without bound (GetContainerEvents) then awaits `scope.drained()`
+ * before sending more. Finite replies (lists) may ignore the result.
+ */
+export type StreamImpl<Req, Res> = (
+  req: Req,
+  send: (msg: Res) => boolean,
+  scope: StreamScope,
+) => Promise<void>;
 
 /** Request fields that identify objects, and the log key each one gets. */
 const idFields: Readonly<Record<string, string>> = {
@@ -131,10 +150,25 @@ export function serverStream<Req, Res>(
     const started = performance.now();
     const inflightId = ctx.inflight.begin(method, objects);
     const { scope, dispose } = scopeFor(call);
-    const send = (msg: Res): void => {
-      if (!scope.signal.aborted) call.write(msg);
-    };
-    const run = async (): Promise<void> => impl(call.request, send, scope);
+    const send = (msg: Res): boolean => !scope.signal.aborted && call.write(msg);
+    const drained = (until?: AbortSignal): Promise<void> =>
+      new Promise((resolve) => {
+        if (scope.signal.aborted || until?.aborted === true || !call.writableNeedDrain) {
+          resolve();
+          return;
+        }
+        // A cancelled call never drains (grpc-js drops its writes), hence the abort too.
+        const done = (): void => {
+          call.off('drain', done);
+          scope.signal.removeEventListener('abort', done);
+          until?.removeEventListener('abort', done);
+          resolve();
+        };
+        call.on('drain', done);
+        scope.signal.addEventListener('abort', done);
+        until?.addEventListener('abort', done);
+      });
+    const run = async (): Promise<void> => impl(call.request, send, { ...scope, drained });
     run().then(
       () => {
         dispose();

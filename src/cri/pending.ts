@@ -61,15 +61,8 @@ export type PendingRuntimeMethod =
   | 'Exec'
   | 'Attach'
   | 'PortForward'
-  | 'ContainerStats'
-  | 'ListContainerStats'
-  | 'StreamContainerStats'
-  | 'PodSandboxStats'
-  | 'ListPodSandboxStats'
-  | 'StreamPodSandboxStats'
   | 'UpdateRuntimeConfig'
   | 'CheckpointContainer'
-  | 'GetContainerEvents'
   | 'ListMetricDescriptors'
   | 'ListPodSandboxMetrics'
   | 'StreamPodSandboxMetrics'
@@ -88,15 +81,8 @@ export function pendingRuntimeHandlers(ctx: CriContext): {
     Exec: pendingUnary(ctx, s, 'Exec', stream, command),
     Attach: pendingUnary(ctx, s, 'Attach', stream, containerId),
     PortForward: pendingUnary(ctx, s, 'PortForward', stream, sandboxId),
-    ContainerStats: pendingUnary(ctx, s, 'ContainerStats', stats, containerId),
-    ListContainerStats: pendingUnary(ctx, s, 'ListContainerStats', stats),
-    StreamContainerStats: pendingStream(ctx, s, 'StreamContainerStats', stats),
-    PodSandboxStats: pendingUnary(ctx, s, 'PodSandboxStats', stats, sandboxId),
-    ListPodSandboxStats: pendingUnary(ctx, s, 'ListPodSandboxStats', stats),
-    StreamPodSandboxStats: pendingStream(ctx, s, 'StreamPodSandboxStats', stats),
     UpdateRuntimeConfig: pendingUnary(ctx, s, 'UpdateRuntimeConfig', 'pod networking'),
     CheckpointContainer: pendingUnary(ctx, s, 'CheckpointContainer', 'checkpointing', containerId),
-    GetContainerEvents: pendingStream(ctx, s, 'GetContainerEvents', 'container events'),
     ListMetricDescriptors: pendingUnary(ctx, s, 'ListMetricDescriptors', stats),
     ListPodSandboxMetrics: pendingUnary(ctx, s, 'ListPodSandboxMetrics', stats),
     StreamPodSandboxMetrics: pendingStream(ctx, s, 'StreamPodSandboxMetrics', stats),

@@ -21,6 +21,10 @@ import { loadCriProto } from './proto.js';
 import { runtimeConfig } from './runtime/runtime-config.js';
 import { status } from './runtime/status.js';
 import { version } from './runtime/version.js';
+import { getContainerEvents } from './runtime/get-container-events.js';
+import { StatsReader } from '../container/stats.js';
+import { containerStats, listContainerStats, streamContainerStats } from './runtime/container-stats.js';
+import { listPodSandboxStats, podSandboxStats, streamPodSandboxStats } from './runtime/pod-sandbox-stats.js';
 import { containerStatus } from './runtime/container-status.js';
 import { createContainer } from './runtime/create-container.js';
 import { execSync } from './runtime/exec-sync.js';
@@ -45,6 +49,8 @@ export interface CriServer {
 }
 
 export function runtimeHandlers(ctx: CriContext): RuntimeServiceHandlers {
+  const { containers, sandboxes } = ctx;
+  const stats = new StatsReader({ upperDir: (id) => containers.upperDir(id), log: ctx.log });
   return {
     Version: unary(ctx, 'Version', version(ctx.runtime)),
     Status: unary(ctx, 'Status', status(ctx.runtime)),
@@ -64,6 +70,17 @@ export function runtimeHandlers(ctx: CriContext): RuntimeServiceHandlers {
     ContainerStatus: unary(ctx, 'ContainerStatus', containerStatus(ctx.containers)),
     ExecSync: unary(ctx, 'ExecSync', execSync(ctx.containers)),
     ReopenContainerLog: unary(ctx, 'ReopenContainerLog', reopenContainerLog(ctx.containers)),
+    ContainerStats: unary(ctx, 'ContainerStats', containerStats(containers, stats)),
+    ListContainerStats: unary(ctx, 'ListContainerStats', listContainerStats(containers, stats)),
+    StreamContainerStats: serverStream(ctx, 'StreamContainerStats', streamContainerStats(containers, stats)),
+    PodSandboxStats: unary(ctx, 'PodSandboxStats', podSandboxStats(sandboxes, containers, stats)),
+    ListPodSandboxStats: unary(ctx, 'ListPodSandboxStats', listPodSandboxStats(sandboxes, containers, stats)),
+    StreamPodSandboxStats: serverStream(
+      ctx,
+      'StreamPodSandboxStats',
+      streamPodSandboxStats(sandboxes, containers, stats),
+    ),
+    GetContainerEvents: serverStream(ctx, 'GetContainerEvents', getContainerEvents(ctx.containers.events)),
     ...pendingRuntimeHandlers(ctx),
   };
 }

@@ -162,6 +162,7 @@ export async function createContainer(opts: ConmonCreateOptions): Promise<Conmon
     return { pid, conmonPid };
   } finally {
     bounded.clear();
+    await bounded.killed();
     await proc.close();
   }
 }
@@ -272,6 +273,7 @@ export async function execSync(opts: ExecSyncOptions): Promise<ExecSyncResult> {
     }
   } finally {
     bounded.clear();
+    await bounded.killed();
     await proc.close();
   }
 
@@ -453,9 +455,11 @@ async function spawnConmon(
 }
 
 interface Bound {
-  /** Rejects with CommandError on timeout or CanceledError on abort, after running the killer. */
+  /** Rejects with CommandError on timeout or CanceledError on abort, and runs the killer. */
   race<T>(p: Promise<T>): Promise<T>;
   clear(): void;
+  /** Resolves when a kill the bound started has finished. */
+  killed(): Promise<void>;
 }
 
 function bound(
@@ -469,10 +473,12 @@ function bound(
     fail = reject;
   });
   failed.catch(() => undefined);
+  let killing: Promise<void> = Promise.resolve();
+  // Reject first, then kill: the kill makes the process exit, and that exit must not win the
+  // race and hide the reason (timeout or cancel) behind a bare "killed by SIGKILL".
   const fire = (err: Error): void => {
-    void kill()
-      .catch(() => undefined)
-      .then(() => fail?.(err));
+    fail?.(err);
+    killing = kill().catch(() => undefined);
   };
   const timer =
     timeoutMs === undefined
@@ -491,6 +497,7 @@ function bound(
       if (timer !== undefined) clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
     },
+    killed: () => killing,
   };
 }
 

@@ -83,20 +83,20 @@ describe('CRI basics against the real daemon', () => {
   });
 
   it('answers UNIMPLEMENTED for RPCs that have not landed, naming the RPC', async () => {
-    const err = await rejection(cri.runtime.ContainerStats({ container_id: 'abc' }));
+    const err = await rejection(cri.runtime.CheckpointContainer({ container_id: 'abc' }));
     assert.equal(err.code, GrpcCode.UNIMPLEMENTED);
-    assert.match(err.details, /RuntimeService\/ContainerStats is not implemented by crisp/);
+    assert.match(err.details, /RuntimeService\/CheckpointContainer is not implemented by crisp/);
 
-    const ctr = await rejection(cri.runtime.ListContainerStats({}));
+    const ctr = await rejection(cri.runtime.ListPodSandboxMetrics({}));
     assert.equal(ctr.code, GrpcCode.UNIMPLEMENTED);
-    assert.match(ctr.details, /RuntimeService\/ListContainerStats/);
+    assert.match(ctr.details, /RuntimeService\/ListPodSandboxMetrics/);
   });
 
   it('answers UNIMPLEMENTED on a server-streaming RPC that has not landed', async () => {
-    const stream = cri.raw.runtime.GetContainerEvents({});
+    const stream = cri.raw.runtime.StreamPodSandboxMetrics({});
     const err = await new Promise<ServiceError>((resolve, reject) => {
       stream.on('data', () => {
-        reject(new Error('no event expected'));
+        reject(new Error('no metrics expected'));
       });
       stream.on('error', resolve);
       stream.on('end', () => {
@@ -104,7 +104,7 @@ describe('CRI basics against the real daemon', () => {
       });
     });
     assert.equal(err.code, GrpcCode.UNIMPLEMENTED);
-    assert.match(err.details, /GetContainerEvents/);
+    assert.match(err.details, /StreamPodSandboxMetrics/);
   });
 
   it('answers INVALID_ARGUMENT naming the missing field', async () => {
