@@ -184,7 +184,7 @@ export interface ExecSyncOptions {
   /** Each of stdout and stderr is cut to this many bytes. */
   maxOutputBytes: number;
   logLevel?: ConmonLogLevel;
-  /** How long past `timeoutSec` conmon may take before crisp kills it and the command; default 10 s. */
+  /** Slack past `timeoutSec` before crisp kills conmon and the command (default 0: the exact deadline). */
   overrunMs?: number;
   signal?: AbortSignal;
   log: Logger;
@@ -204,7 +204,7 @@ export interface ExecSyncResult {
 }
 
 /** How long past `-T` conmon may take before crisp kills it (and the command) itself. */
-const EXEC_OVERRUN_MS = 10_000;
+const EXEC_DEADLINE_SLACK_MS = 0;
 
 /**
  * CRI-O's ExecSync: `conmon --sync -e` runs `runc exec --detach` and waits for the command; the exit
@@ -238,7 +238,9 @@ export async function execSync(opts: ExecSyncOptions): Promise<ExecSyncResult> {
     '--log-global-size-max', String(logGlobalMax),
   ];
   if (terminal) args.push('-t');
-  if (opts.timeoutSec > 0) args.push('-T', String(opts.timeoutSec));
+  // conmon's -T is a GLib whole-second timer that can fire up to a second early; crisp keeps the
+  // exact deadline itself (the bound below) and gives conmon one more second as a backstop.
+  if (opts.timeoutSec > 0) args.push('-T', String(opts.timeoutSec + 1));
   if (opts.systemdCgroup) args.push('-s');
   args.push('--exec-process-spec', specPath, '--runtime-arg', `--root=${opts.runtimeRoot}`);
 
@@ -254,7 +256,7 @@ export async function execSync(opts: ExecSyncOptions): Promise<ExecSyncResult> {
     if (execPid !== undefined) killGroup(execPid);
   };
   const overrunMs =
-    opts.timeoutSec > 0 ? opts.timeoutSec * 1000 + (opts.overrunMs ?? EXEC_OVERRUN_MS) : undefined;
+    opts.timeoutSec > 0 ? opts.timeoutSec * 1000 + (opts.overrunMs ?? EXEC_DEADLINE_SLACK_MS) : undefined;
   const bounded = bound(overrunMs, opts.signal, command, async () => {
     overrun.happened = true;
     await killAll();
@@ -281,9 +283,9 @@ export async function execSync(opts: ExecSyncOptions): Promise<ExecSyncResult> {
   let timedOut = false;
   const last = lines.at(-1);
   if (overrun.happened) {
-    opts.log.warn(
+    opts.log.debug(
       { containerId: opts.id, timeoutSec: opts.timeoutSec },
-      'conmon overran the exec timeout; killed it',
+      'exec reached its timeout; killed it',
     );
     timedOut = true;
     exitCode = -1;
