@@ -240,6 +240,9 @@ export class ContainerEventBus {
     to: ContainerState,
   ): void {
     for (const type of transitionEvents(from, to)) {
+      // A pod's infra container is announced as STARTED by the sandbox engine once the pod is
+      // recorded ready, so the event's pod status says READY (as containerd and CRI-O report it).
+      if (type === 'STARTED' && config.kind === 'infra') continue;
       this.publish({ type, containerId: config.id, sandboxId: config.sandboxId, kind: config.kind });
     }
   }

@@ -273,6 +273,13 @@ export class SandboxManager {
         undo.push(() => this.deps.containers.remove(infra.config.id));
         await this.deps.containers.start(infra.config.id);
         await store.commit(new StoreBatch().putSandboxState(id, { state: 'ready', updatedAt: nowNs() }));
+        // No await since the commit: the event's snapshot is the pod as just recorded, READY.
+        this.deps.containers.events.publish({
+          type: 'STARTED',
+          containerId: infra.config.id,
+          sandboxId: id,
+          kind: 'infra',
+        });
       } catch (err) {
         log.warn(
           { sandboxId: id, err: err instanceof Error ? err.message : String(err) },

@@ -163,6 +163,11 @@ describe('GetContainerEvents on runc and conmon', () => {
         'only the pod’s application containers are listed (not the infra container)',
       );
     }
+    assert.equal(
+      pods[1]?.pod_sandbox_status?.state,
+      'SANDBOX_READY',
+      'the pod is ready when its STARTED arrives',
+    );
     assert.deepEqual(
       pods.slice(2).map((m) => m.pod_sandbox_status?.state),
       ['SANDBOX_NOTREADY', 'SANDBOX_NOTREADY'],
