@@ -346,6 +346,16 @@ async function main(): Promise<void> {
       );
     };
 
+    // Container events delivered to one GetContainerEvents client while the pods churn.
+    const events = { n: 0, first: 0, last: 0 };
+    const eventStream = c.raw.runtime.GetContainerEvents({});
+    eventStream.on('data', () => {
+      const now = performance.now();
+      if (events.n === 0) events.first = now;
+      events.n += 1;
+      events.last = now;
+    });
+    eventStream.on('error', () => undefined);
     const scalePods: Pod[] = [];
     const load = { run: [] as number[], create: [] as number[], start: [] as number[] };
     const setupStarted = performance.now();
@@ -409,6 +419,19 @@ async function main(): Promise<void> {
     );
 
     await listRows(`${SCALE_PODS} pods, ${SCALE_PODS} ctrs`, SCALE_PODS, SCALE_PODS);
+    {
+      const samples: number[] = [];
+      for (let i = 0; i < 200; i++) {
+        const t = performance.now();
+        const n = (await c.runtime.ListContainerStats({})).stats.length;
+        samples.push(performance.now() - t);
+        if (n !== SCALE_PODS)
+          throw new Error(`ListContainerStats returned ${n} items, expected ${SCALE_PODS}`);
+      }
+      rows.push(
+        row(`ListContainerStats (${SCALE_PODS} running)`, samples, `${SCALE_PODS} items, sequential`),
+      );
+    }
 
     // --- 3. Five containers per pod: the extra ones created, not started. --------------------
     let totalContainers = SCALE_PODS;
@@ -469,6 +492,12 @@ async function main(): Promise<void> {
     notes.push(
       `teardown of ${SCALE_PODS} pods (${totalContainers} containers), StopPodSandbox + RemovePodSandbox, ${SETUP_CONCURRENCY} at a time: ${(teardownMs / 1000).toFixed(1)} s`,
     );
+    eventStream.cancel();
+    if (events.n > 1) {
+      notes.push(
+        `container events delivered to one client while ${SCALE_PODS} pods churned: ${events.n} in ${((events.last - events.first) / 1000).toFixed(1)} s (${Math.round(events.n / ((events.last - events.first) / 1000))}/s)`,
+      );
+    }
     await daemonMemory('with 0 pods again');
   } catch (err) {
     failure = err;
