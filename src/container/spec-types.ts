@@ -109,6 +109,17 @@ export interface ContainerSecurityInput {
   readonlyPaths?: readonly string[];
   /** Undefined = { pid: 'container' }. */
   namespaces?: ContainerNamespacesInput;
+  /** Undefined = unconfined (containerd's and CRI-O's behaviour for an unset field). */
+  seccomp?: SeccompInput;
+}
+
+/** CRI seccomp SecurityProfile (or the deprecated seccomp_profile_path), see seccomp.ts. */
+export interface SeccompInput {
+  profileType: 'unconfined' | 'runtime-default' | 'localhost';
+  /** The absolute host path of the profile file, for 'localhost'. */
+  localhostRef?: string;
+  /** The request field localhostRef came from, named in errors (default: seccomp.localhost_ref). */
+  field?: string;
 }
 
 /** Everything the spec builder needs from a CreateContainer request. */
@@ -236,6 +247,8 @@ export interface ContainerSpecResolved extends InfraSpecResolved {
   cgroupV2?: boolean;
   /** The memory controller accounts swap: the swap limit is then set to the memory limit. */
   swapControllerAvailable?: boolean;
+  /** The seccomp filter (seccomp.ts resolveSeccomp); undefined = none (linux.seccomp absent). */
+  seccomp?: OciSeccomp;
 }
 
 // --- output: the subset of the OCI runtime spec (1.0.2) crisp writes -----------------------------
@@ -297,6 +310,29 @@ export interface OciResources {
   memory?: { limit?: number; swap?: number };
 }
 
+export interface OciSeccompArg {
+  index: number;
+  value: number;
+  valueTwo?: number;
+  op: string;
+}
+
+export interface OciSeccompSyscall {
+  names: string[];
+  action: string;
+  errnoRet?: number;
+  args?: OciSeccompArg[];
+}
+
+/** OCI `linux.seccomp`. */
+export interface OciSeccomp {
+  defaultAction: string;
+  defaultErrnoRet?: number;
+  architectures?: string[];
+  flags?: string[];
+  syscalls?: OciSeccompSyscall[];
+}
+
 export interface OciLinux {
   namespaces: OciNamespace[];
   resources: OciResources;
@@ -305,6 +341,7 @@ export interface OciLinux {
   readonlyPaths: string[];
   rootfsPropagation?: 'rslave' | 'rshared';
   sysctl?: Record<string, string>;
+  seccomp?: OciSeccomp;
 }
 
 /** config.json as crisp writes it. */

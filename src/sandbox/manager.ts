@@ -24,6 +24,7 @@ import {
   type CreateRequest,
   type StoredContainer,
 } from '../container/manager.js';
+import { seccompForContainer } from '../container/seccomp.js';
 import { buildContainerSpec, buildInfraSpec } from '../container/spec.js';
 import type { ContainerSpecInput, MountInput, PodContext } from '../container/spec-types.js';
 import { resolveUser } from '../container/user.js';
@@ -479,7 +480,12 @@ export class SandboxManager {
         };
         const user = await resolveUser(rootfs, specInput.linux.securityContext ?? {}, specInput.image);
         const target = targetPid(specInput.linux.securityContext?.namespaces?.targetId);
+        const seccomp = await seccompForContainer(
+          specInput.linux.securityContext,
+          this.settings.availableCapabilities,
+        );
         return buildContainerSpec(specInput, pod, {
+          ...(seccomp === undefined ? {} : { seccomp }),
           rootfsPath: rootfs,
           user,
           ...(this.settings.oomScoreAdjFloor === undefined

@@ -6,6 +6,7 @@ import type { Mount__Output } from '../../generated/runtime/v1/Mount.js';
 import type { LinuxContainerSecurityContext__Output } from '../../generated/runtime/v1/LinuxContainerSecurityContext.js';
 import type {
   ContainerSecurityInput,
+  SeccompInput,
   ContainerSpecInput,
   MountInput,
   PidNamespaceMode,
@@ -67,6 +68,47 @@ function id(value: string, field: string): number {
   return n;
 }
 
+const SECCOMP_TYPES: Record<string, SeccompInput['profileType']> = {
+  RuntimeDefault: 'runtime-default',
+  Unconfined: 'unconfined',
+  Localhost: 'localhost',
+};
+
+/**
+ * The seccomp profile: the `seccomp` SecurityProfile wins; else the deprecated
+ * `seccomp_profile_path` (`runtime/default` | `docker/default` | `unconfined` | '' |
+ * `localhost/<path>`). Both unset means unconfined, as with containerd and CRI-O (kubelet sends
+ * Unconfined unless the pod or --seccomp-default asks for more).
+ */
+function seccomp(sc: LinuxContainerSecurityContext__Output, f: string): SeccompInput {
+  if (sc.seccomp) {
+    const profileType = SECCOMP_TYPES[sc.seccomp.profile_type];
+    if (profileType === undefined) {
+      throw new InvalidArgumentError(
+        `${f}.seccomp.profile_type`,
+        `unknown type "${sc.seccomp.profile_type}"`,
+      );
+    }
+    return profileType === 'localhost'
+      ? { profileType, localhostRef: sc.seccomp.localhost_ref }
+      : { profileType };
+  }
+  const p = sc.seccomp_profile_path;
+  if (p === '' || p === 'unconfined') return { profileType: 'unconfined' };
+  if (p === 'runtime/default' || p === 'docker/default') return { profileType: 'runtime-default' };
+  if (p.startsWith('localhost/')) {
+    return {
+      profileType: 'localhost',
+      localhostRef: p.slice('localhost/'.length),
+      field: `${f}.seccomp_profile_path`,
+    };
+  }
+  throw new InvalidArgumentError(
+    `${f}.seccomp_profile_path`,
+    `"${p}" is not runtime/default, docker/default, unconfined or localhost/<path>`,
+  );
+}
+
 /**
  * The security context. `supplementalGroupsPolicy` is not in spec-types.ts's
  * ContainerSecurityInput yet: it rides on the same object to user.ts's resolveUser (which the
@@ -98,6 +140,7 @@ function securityContext(
       pid: PID_MODE[ns?.pid ?? 'CONTAINER'] ?? 'container',
       ...(ns?.target_id ? { targetId: ns.target_id } : {}),
     },
+    seccomp: seccomp(sc, f),
   };
 }
 
