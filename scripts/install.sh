@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 prefix=/usr/local/lib/crisp
 rm -rf "$prefix.new"
 mkdir -p "$prefix.new"
-cp -a bin dist proto package.json package-lock.json "$prefix.new/"
+cp -a bin data dist proto package.json package-lock.json "$prefix.new/"
 (cd "$prefix.new" && npm ci --omit=dev --no-audit --no-fund --loglevel=error)
 rm -rf "$prefix.old"
 [ -d "$prefix" ] && mv "$prefix" "$prefix.old"

@@ -35,6 +35,8 @@ import type {
 import type { StateStore, StoredContainer } from '../store/state-store.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import { isActive, requireState, type ContainerState } from './state.js';
+import { containerResources } from './spec.js';
+import type { ContainerResourcesInput } from './spec-types.js';
 import { ContainerEventBus } from './events.js';
 import { mountRootfs, removeRootfsStorage, unmountRootfs } from './rootfs.js';
 
@@ -517,6 +519,33 @@ export class ContainerManager {
         `pod sandbox "${sandboxId}" is not running (its infra container is ${infra?.state.state ?? 'missing'}): start a new pod`,
       );
     }
+  }
+
+  // --- resources -----------------------------------------------------------------------------
+
+  /**
+   * Applies new resource limits to a live container (`runc update`), records them (as the CRI
+   * sent them, for ContainerStatus.resources) and writes them into config.json so a restart
+   * keeps them.
+   */
+  async updateResources(id: string, input: ContainerResourcesInput, asReceived: JsonValue): Promise<void> {
+    const c = this.get(id);
+    const resources = containerResources(input, [], false);
+    const { devices: _devices, ...live } = resources;
+    await this.locks.run(`container:${c.config.id}`, async () => {
+      const current = this.get(c.config.id);
+      requireState('update', current.state.state, c.config.id);
+      await this.runtimeFor(this.handlerOf(current)).runc.update(c.config.id, live);
+      const specPath = join(this.bundleDir(c.config.id), 'config.json');
+      const spec = JSON.parse(await readFile(specPath, 'utf8')) as {
+        linux?: { resources?: Record<string, unknown> };
+      };
+      if (spec.linux) {
+        spec.linux.resources = { ...(spec.linux.resources ?? {}), ...live };
+        await writeFile(specPath, JSON.stringify(spec));
+      }
+      await this.transition(c.config.id, { state: current.state.state, resources: asReceived });
+    });
   }
 
   // --- pause ---------------------------------------------------------------------------------

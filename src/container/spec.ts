@@ -6,9 +6,12 @@
  * What goes where follows /work/shared/notes/oci-runtime-spec-for-cri.md, which records what
  * containerd 1.7 writes; the places crisp chooses differently say so where they happen.
  *
- * Not emitted yet: seccomp, AppArmor, SELinux labels (`linux.seccomp` stays absent: a later
- * issue), user namespaces, hugepages and unified cgroup v2 keys, rlimits (none: processes inherit
- * the runtime's, as with containerd's CRI). Devices: see `devicesFor`.
+ * seccomp: the caller resolves the profile (seccomp.ts, which reads files) and passes it in
+ * the resolved facts; it becomes `linux.seccomp` as given.
+ *
+ * Not emitted yet: AppArmor, SELinux labels, user namespaces, hugepages and unified cgroup v2
+ * keys, rlimits (none: processes inherit the runtime's, as with containerd's CRI). Devices: see
+ * `devicesFor`.
  *
  * Two small async helpers read host facts for the callers (hostCapabilities, missingSysctls);
  * the builders themselves do no I/O.
@@ -298,7 +301,7 @@ const CFS_PERIOD_MIN = 1000;
 const CFS_PERIOD_MAX = 1_000_000;
 const CFS_QUOTA_MIN = 1000;
 
-function containerResources(
+export function containerResources(
   r: ContainerResourcesInput | undefined,
   devices: OciDeviceCgroup[],
   swapControllerAvailable: boolean,
@@ -734,6 +737,7 @@ export function buildContainerSpec(
     },
   };
   if (rootfsPropagation !== undefined) spec.linux.rootfsPropagation = rootfsPropagation;
+  if (resolved.seccomp !== undefined && !privileged) spec.linux.seccomp = resolved.seccomp;
   return spec;
 }
 

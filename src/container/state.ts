@@ -13,7 +13,17 @@ export type ContainerState =
   'configured' | 'created' | 'running' | 'paused' | 'stopped' | 'exited' | 'removing' | 'unknown';
 
 export type ContainerOperation =
-  'init' | 'start' | 'stop' | 'kill' | 'pause' | 'unpause' | 'cleanup' | 'remove' | 'exec' | 'reopenLog';
+  | 'init'
+  | 'start'
+  | 'stop'
+  | 'kill'
+  | 'pause'
+  | 'unpause'
+  | 'cleanup'
+  | 'remove'
+  | 'exec'
+  | 'reopenLog'
+  | 'update';
 
 /** Where each operation may start. Anything else is refused with FAILED_PRECONDITION. */
 const allowed: Readonly<Record<ContainerOperation, readonly ContainerState[]>> = {
@@ -28,6 +38,7 @@ const allowed: Readonly<Record<ContainerOperation, readonly ContainerState[]>> =
   remove: ['configured', 'created', 'running', 'paused', 'stopped', 'exited', 'removing', 'unknown'],
   exec: ['running'],
   reopenLog: ['running'],
+  update: ['created', 'running', 'paused'],
 };
 
 export function canRun(op: ContainerOperation, state: ContainerState): boolean {

@@ -57,7 +57,6 @@ const command = (r: { container_id: string; cmd: string[] }): void => {
 
 /** RuntimeService RPCs without an implementation yet; server.ts must provide every other one. */
 export type PendingRuntimeMethod =
-  | 'UpdateContainerResources'
   | 'Exec'
   | 'Attach'
   | 'PortForward'
@@ -73,11 +72,9 @@ export function pendingRuntimeHandlers(ctx: CriContext): {
 } {
   const s = 'RuntimeService';
   const pods = 'pod sandboxes';
-  const ctrs = 'containers';
   const stream = 'streaming (exec, attach, port-forward)';
   const stats = 'resource statistics';
   return {
-    UpdateContainerResources: pendingUnary(ctx, s, 'UpdateContainerResources', ctrs, containerId),
     Exec: pendingUnary(ctx, s, 'Exec', stream, command),
     Attach: pendingUnary(ctx, s, 'Attach', stream, containerId),
     PortForward: pendingUnary(ctx, s, 'PortForward', stream, sandboxId),

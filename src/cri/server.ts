@@ -21,6 +21,7 @@ import { loadCriProto } from './proto.js';
 import { runtimeConfig } from './runtime/runtime-config.js';
 import { status } from './runtime/status.js';
 import { version } from './runtime/version.js';
+import { updateContainerResources } from './runtime/update-container-resources.js';
 import { getContainerEvents } from './runtime/get-container-events.js';
 import { StatsReader } from '../container/stats.js';
 import { containerStats, listContainerStats, streamContainerStats } from './runtime/container-stats.js';
@@ -70,6 +71,7 @@ export function runtimeHandlers(ctx: CriContext): RuntimeServiceHandlers {
     ContainerStatus: unary(ctx, 'ContainerStatus', containerStatus(ctx.containers)),
     ExecSync: unary(ctx, 'ExecSync', execSync(ctx.containers)),
     ReopenContainerLog: unary(ctx, 'ReopenContainerLog', reopenContainerLog(ctx.containers)),
+    UpdateContainerResources: unary(ctx, 'UpdateContainerResources', updateContainerResources(containers)),
     ContainerStats: unary(ctx, 'ContainerStats', containerStats(containers, stats)),
     ListContainerStats: unary(ctx, 'ListContainerStats', listContainerStats(containers, stats)),
     StreamContainerStats: serverStream(ctx, 'StreamContainerStats', streamContainerStats(containers, stats)),

@@ -87,6 +87,14 @@ export class Runc {
     }
   }
 
+  /**
+   * `runc update --resources -`: applies an OCI `linux.resources` object (cpu, memory, pids, ...)
+   * to a live container's cgroup.
+   */
+  async update(id: string, resources: object, call: RuncCallOptions = {}): Promise<void> {
+    await this.#run(id, 'update', ['--resources', '-', id], call, JSON.stringify(resources));
+  }
+
   async pause(id: string, call: RuncCallOptions = {}): Promise<void> {
     await this.#run(id, 'pause', [id], call);
   }
@@ -110,12 +118,19 @@ export class Runc {
     return parsed;
   }
 
-  async #run(id: string, sub: string, args: readonly string[], call: RuncCallOptions): Promise<string> {
+  async #run(
+    id: string,
+    sub: string,
+    args: readonly string[],
+    call: RuncCallOptions,
+    input?: string,
+  ): Promise<string> {
     const { path, root, systemdCgroup, log } = this.#opts;
     const argv = ['--root', root, ...(systemdCgroup ? ['--systemd-cgroup'] : []), sub, ...args];
     const timeoutMs = call.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     try {
-      const { stdout } = await runCommand(path, argv, { timeoutMs, signal: call.signal }, (fields, msg) => {
+      const opts = { timeoutMs, signal: call.signal, ...(input === undefined ? {} : { input }) };
+      const { stdout } = await runCommand(path, argv, opts, (fields, msg) => {
         log.debug({ ...fields, containerId: id }, msg);
       });
       return stdout;

@@ -157,6 +157,8 @@ export const containerStateSchema = z
     pid: int.positive().optional(),
     /** Its conmon monitor. */
     conmonPid: int.positive().optional(),
+    /** The CRI LinuxContainerResources last applied by UpdateContainerResources (proto JSON). */
+    resources: jsonValue.optional(),
     /** The ids the process runs with, as resolved at create (ContainerStatus.user). */
     user: z
       .object({

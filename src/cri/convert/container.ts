@@ -6,6 +6,7 @@ import type { MountPropagation } from '../../generated/runtime/v1/MountPropagati
 import type { Signal } from '../../generated/runtime/v1/Signal.js';
 import type { StoredContainer } from '../../container/manager.js';
 import { toCriState } from '../../container/state.js';
+import { reportedResources } from './resources.js';
 
 const propagation: Record<StoredContainer['config']['mounts'][number]['propagation'], MountPropagation> = {
   private: 'PROPAGATION_PRIVATE',
@@ -44,6 +45,10 @@ export function toContainerStatus(c: StoredContainer): ContainerStatus {
       propagation: propagation[m.propagation],
     })),
     log_path: c.config.logPath,
+    resources: (() => {
+      const linux = reportedResources(s.resources, c.config.criConfig);
+      return linux ? { linux } : null;
+    })(),
     ...(s.user
       ? {
           user: {
