@@ -21,6 +21,7 @@ import { ContainerEventBus } from './container/events.js';
 import { ContainerManager, type ContainerObserver } from './container/manager.js';
 import { hostCapabilities } from './container/spec.js';
 import { NetnsManager } from './netns/netns.js';
+import { apparmorEnabled } from './oci/apparmor.js';
 import { oomScoreAdjFloor } from './oci/oom-floor.js';
 import { SandboxManager } from './sandbox/manager.js';
 import { PodFiles } from './sandbox/pod-files.js';
@@ -189,6 +190,7 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
         cgroupDriver: config.cgroup_driver,
         oomScoreAdjFloor: oomFloor,
         availableCapabilities: await hostCapabilities(),
+        apparmorEnabled: await apparmorEnabled(),
       },
     );
 

@@ -111,6 +111,17 @@ export interface ContainerSecurityInput {
   namespaces?: ContainerNamespacesInput;
   /** Undefined = unconfined (containerd's and CRI-O's behaviour for an unset field). */
   seccomp?: SeccompInput;
+  /** CRI AppArmor SecurityProfile (or the deprecated apparmor_profile); undefined = the default. */
+  apparmor?: AppArmorInput;
+}
+
+/** CRI AppArmor profile: the runtime's default, none, or a profile loaded on the node by name. */
+export interface AppArmorInput {
+  profileType: 'runtime-default' | 'unconfined' | 'localhost';
+  /** The loaded profile's name, for localhost. */
+  name?: string;
+  /** The request field it came from, named in errors. */
+  field: string;
 }
 
 /** CRI seccomp SecurityProfile (or the deprecated seccomp_profile_path), see seccomp.ts. */
@@ -249,6 +260,8 @@ export interface ContainerSpecResolved extends InfraSpecResolved {
   swapControllerAvailable?: boolean;
   /** The seccomp filter (seccomp.ts resolveSeccomp); undefined = none (linux.seccomp absent). */
   seccomp?: OciSeccomp;
+  /** Whether the node runs AppArmor (a localhost profile can only be applied then). */
+  apparmorEnabled?: boolean;
 }
 
 // --- output: the subset of the OCI runtime spec (1.0.2) crisp writes -----------------------------
@@ -274,6 +287,7 @@ export interface OciProcess {
   capabilities: OciCapabilities;
   noNewPrivileges: boolean;
   oomScoreAdj: number;
+  apparmorProfile?: string;
 }
 
 export interface OciRoot {

@@ -4,6 +4,7 @@ import { FailedPreconditionError, InvalidArgumentError, UnimplementedError } fro
 import type { ImageRunConfig } from '../image/types.js';
 import { DEFAULT_PATH } from './args.js';
 import {
+  apparmorProfile,
   ALL_CAPABILITIES,
   DEFAULT_CAPABILITIES,
   DEFAULT_MASKED_PATHS,
@@ -814,5 +815,32 @@ describe('sysctls', () => {
       ]),
       ['net.ipv4.no_such_thing'],
     );
+  });
+});
+
+describe('apparmorProfile', () => {
+  const localhost = {
+    profileType: 'localhost' as const,
+    name: 'web',
+    field: 'config.linux.security_context.apparmor',
+  };
+  it('applies a named profile where the node has AppArmor', () => {
+    assert.equal(apparmorProfile(localhost, false, true), 'web');
+  });
+  it('refuses a named profile where the node has none, naming it', () => {
+    assert.throws(
+      () => apparmorProfile(localhost, false, false),
+      (err) => {
+        assert.ok(err instanceof FailedPreconditionError);
+        assert.match(err.message, /"web".*not enabled on this node/);
+        return true;
+      },
+    );
+  });
+  it('runs privileged, unconfined and runtime-default containers without a named profile', () => {
+    assert.equal(apparmorProfile(localhost, true, false), undefined);
+    assert.equal(apparmorProfile({ profileType: 'unconfined', field: 'f' }, false, false), undefined);
+    assert.equal(apparmorProfile({ profileType: 'runtime-default', field: 'f' }, false, true), undefined);
+    assert.equal(apparmorProfile(undefined, false, true), undefined);
   });
 });

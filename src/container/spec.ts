@@ -738,7 +738,33 @@ export function buildContainerSpec(
   };
   if (rootfsPropagation !== undefined) spec.linux.rootfsPropagation = rootfsPropagation;
   if (resolved.seccomp !== undefined && !privileged) spec.linux.seccomp = resolved.seccomp;
+  const apparmor = apparmorProfile(security?.apparmor, privileged, resolved.apparmorEnabled === true);
+  if (apparmor !== undefined) spec.process.apparmorProfile = apparmor;
   return spec;
+}
+
+/**
+ * The AppArmor profile to run under. Privileged and unconfined containers get none. On a node
+ * without AppArmor the runtime default means none too (there is nothing to confine with), but a
+ * named profile cannot be honoured: that is refused rather than silently dropped. With AppArmor,
+ * a named profile (loaded on the node by the operator) is applied; crisp ships no default
+ * profile of its own yet, so runtime-default runs unconfined there as well.
+ */
+export function apparmorProfile(
+  input: ContainerSecurityInput['apparmor'],
+  privileged: boolean,
+  enabled: boolean,
+): string | undefined {
+  if (input === undefined || privileged || input.profileType !== 'localhost') return undefined;
+  const name = input.name ?? '';
+  if (name === '')
+    throw new InvalidArgumentError(input.field, 'a localhost AppArmor profile needs a profile name');
+  if (!enabled) {
+    throw new FailedPreconditionError(
+      `AppArmor profile "${name}" (${input.field}) cannot be applied: AppArmor is not enabled on this node`,
+    );
+  }
+  return name;
 }
 
 /**

@@ -51,6 +51,8 @@ export interface SandboxSettings {
   uncollectedGraceMs?: number;
   /** The capabilities crisp itself holds, and so can grant (privileged containers get these). */
   availableCapabilities?: readonly string[];
+  /** Whether the node runs AppArmor. */
+  apparmorEnabled?: boolean;
 }
 
 export interface RunPodInput {
@@ -492,6 +494,7 @@ export class SandboxManager {
             ? {}
             : { oomScoreAdjFloor: this.settings.oomScoreAdjFloor }),
           ...(target === undefined ? {} : { targetPid: target }),
+          apparmorEnabled: this.settings.apparmorEnabled === true,
           ...(this.settings.availableCapabilities
             ? { availableCapabilities: this.settings.availableCapabilities }
             : {}),

@@ -295,6 +295,28 @@ describe('security context, namespaces and sysctls, seen from inside the contain
     await remove(plain);
   });
 
+  it('applies AppArmor only where the node has it: the default runs, a named profile is refused clearly here', async () => {
+    const enabled =
+      (await readFile('/sys/module/apparmor/parameters/enabled', 'utf8').catch(() => 'N')).trim() === 'Y';
+    const pod = await runPod();
+    const id = await run(pod, 'aa-default', { apparmor: { profile_type: 'RuntimeDefault' } });
+    assert.equal(await out(id, 'echo ok'), 'ok\n');
+    await run(pod, 'aa-unconfined', { apparmor_profile: 'unconfined' });
+    if (!enabled) {
+      const named = await createFails(pod, {
+        apparmor: { profile_type: 'Localhost', localhost_ref: 'crisp-test' },
+      });
+      assert.equal(named.code, GrpcCode.FAILED_PRECONDITION, named.details);
+      assert.match(named.details, /AppArmor profile "crisp-test".*not enabled on this node/);
+      const legacy = await createFails(pod, { apparmor_profile: 'localhost/crisp-test' });
+      assert.equal(legacy.code, GrpcCode.FAILED_PRECONDITION, legacy.details);
+    }
+    const bad = await createFails(pod, { apparmor_profile: 'nonsense' });
+    assert.equal(bad.code, GrpcCode.INVALID_ARGUMENT, bad.details);
+    assert.match(bad.details, /apparmor_profile/);
+    await remove(pod);
+  });
+
   it('runs a privileged container in a privileged pod: every capability, nothing masked, rw /sys', async () => {
     const pod = await runPod({ security_context: { privileged: true } });
     const id = await run(pod, 'priv', { privileged: true });

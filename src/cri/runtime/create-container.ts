@@ -141,7 +141,32 @@ function securityContext(
       ...(ns?.target_id ? { targetId: ns.target_id } : {}),
     },
     seccomp: seccomp(sc, f),
+    ...apparmor(sc, f),
   };
+}
+
+/** The AppArmor profile: the `apparmor` SecurityProfile wins; else the deprecated string field. */
+function apparmor(
+  sc: LinuxContainerSecurityContext__Output,
+  f: string,
+): Pick<ContainerSecurityInput, 'apparmor'> {
+  if (sc.apparmor) {
+    const t = sc.apparmor.profile_type;
+    const field = `${f}.apparmor`;
+    if (t === 'Localhost')
+      return { apparmor: { profileType: 'localhost', name: sc.apparmor.localhost_ref, field } };
+    if (t === 'Unconfined') return { apparmor: { profileType: 'unconfined', field } };
+    return { apparmor: { profileType: 'runtime-default', field } };
+  }
+  const p = sc.apparmor_profile;
+  const field = `${f}.apparmor_profile`;
+  if (p === '' || p === 'runtime/default')
+    return p === '' ? {} : { apparmor: { profileType: 'runtime-default', field } };
+  if (p === 'unconfined') return { apparmor: { profileType: 'unconfined', field } };
+  if (p.startsWith('localhost/')) {
+    return { apparmor: { profileType: 'localhost', name: p.slice('localhost/'.length), field } };
+  }
+  throw new InvalidArgumentError(field, `"${p}" is not runtime/default, unconfined or localhost/<name>`);
 }
 
 function linux(l: LinuxContainerConfig__Output | null): ContainerSpecInput['linux'] {
