@@ -26,9 +26,24 @@ function int(value: string, field: string): number | undefined {
   return n;
 }
 
-function mounts(list: Mount__Output[]): MountInput[] {
+function mounts(list: Mount__Output[], privileged: boolean): MountInput[] {
   return list.map((m, i) => {
     const field = `config.mounts[${i}]`;
+    if (m.propagation === 'PROPAGATION_BIDIRECTIONAL' && !privileged) {
+      throw new InvalidArgumentError(
+        `${field}.propagation`,
+        'BIDIRECTIONAL propagation lets the container mount on the host and needs a privileged container',
+      );
+    }
+    if (m.recursive_read_only) {
+      if (!m.readonly) {
+        throw new InvalidArgumentError(`${field}.recursive_read_only`, 'needs readonly to be set as well');
+      }
+      throw new InvalidArgumentError(
+        `${field}.recursive_read_only`,
+        'this node cannot make mounts read-only recursively (runc 1.1 has no rro; the Status runtime handler features say so)',
+      );
+    }
     if (!m.container_path.startsWith('/')) {
       throw new InvalidArgumentError(
         `${field}.container_path`,
@@ -217,7 +232,7 @@ export function createContainer(
           args: config.args,
           workingDir: config.working_dir,
           envs: config.envs.map((e) => ({ key: e.key, value: e.value.toString('utf8') })),
-          mounts: mounts(config.mounts),
+          mounts: mounts(config.mounts, config.linux?.security_context?.privileged ?? false),
           devices: config.devices.map((d) => ({
             containerPath: d.container_path,
             hostPath: d.host_path,
