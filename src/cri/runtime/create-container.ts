@@ -17,14 +17,7 @@ import type { SandboxManager } from '../../sandbox/manager.js';
 import type { JsonValue } from '../../sandbox/manager.js';
 import type { UnaryImpl } from '../handler.js';
 import { requireMessage, requireString } from '../validate.js';
-
-/** int64 fields arrive as decimal strings; '' and '0' mean unset. */
-function int(value: string, field: string): number | undefined {
-  if (value === '' || value === '0') return undefined;
-  const n = Number(value);
-  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(field, `"${value}" is not an integer`);
-  return n;
-}
+import { resourcesFromCri } from '../convert/resources.js';
 
 function mounts(list: Mount__Output[], privileged: boolean): MountInput[] {
   return list.map((m, i) => {
@@ -188,23 +181,7 @@ function linux(l: LinuxContainerConfig__Output | null): ContainerSpecInput['linu
   if (!l) return {};
   const r = l.resources;
   return {
-    ...(r
-      ? {
-          resources: {
-            cpuShares: int(r.cpu_shares, 'config.linux.resources.cpu_shares'),
-            cpuQuota: int(r.cpu_quota, 'config.linux.resources.cpu_quota'),
-            cpuPeriod: int(r.cpu_period, 'config.linux.resources.cpu_period'),
-            memoryLimitBytes: int(r.memory_limit_in_bytes, 'config.linux.resources.memory_limit_in_bytes'),
-            memorySwapLimitBytes: int(
-              r.memory_swap_limit_in_bytes,
-              'config.linux.resources.memory_swap_limit_in_bytes',
-            ),
-            oomScoreAdj: int(r.oom_score_adj, 'config.linux.resources.oom_score_adj'),
-            cpusetCpus: r.cpuset_cpus,
-            cpusetMems: r.cpuset_mems,
-          },
-        }
-      : {}),
+    ...(r ? { resources: resourcesFromCri(r, 'config.linux.resources') } : {}),
     ...(l.security_context ? { securityContext: securityContext(l.security_context) } : {}),
   };
 }
