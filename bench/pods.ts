@@ -12,6 +12,7 @@
  * torn down at a time in the scale steps), BENCH_BUDGET_S (200: the 5-per-pod step is skipped
  * when its estimate would take the run past this).
  */
+import { memoryOf, percentile } from './measure.js';
 import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, release } from 'node:os';
 import { basename, join } from 'node:path';
@@ -52,11 +53,6 @@ interface Row {
   note: string;
 }
 
-function percentile(sorted: number[], p: number): number {
-  const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
-  return sorted[Math.max(0, i)] ?? Number.NaN;
-}
-
 function row(operation: string, samples: number[], note = ''): Row {
   const sorted = [...samples].sort((a, b) => a - b);
   return {
@@ -70,13 +66,6 @@ function row(operation: string, samples: number[], note = ''): Row {
 }
 
 /** VmRSS and VmHWM of a process in MiB (NaN when it is gone). */
-async function memoryOf(pid: number): Promise<{ rssMiB: number; peakMiB: number }> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-  const kib = (key: string): number =>
-    Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-  return { rssMiB: kib('VmRSS') / 1024, peakMiB: kib('VmHWM') / 1024 };
-}
-
 /** Every process's argv (those that vanish while reading are skipped). */
 async function processes(): Promise<{ pid: number; argv: string[] }[]> {
   const out: { pid: number; argv: string[] }[] = [];

@@ -3,7 +3,7 @@
  * latency percentiles and memory for the operations crisp implements. A report, not a test:
  * nothing here fails on a time.
  */
-import { readFile } from 'node:fs/promises';
+import { memoryOf, percentile } from './measure.js';
 import { connectCri, type CriClients } from '../test/e2e/harness/cri-client.js';
 import { makeTestDirs, removeTestDirs, spawnCrisp, writeTestConfig } from '../test/e2e/harness/daemon.js';
 import { startRegistry } from '../test/e2e/harness/registry.js';
@@ -22,11 +22,6 @@ interface Row {
   p99: number;
   max: number;
   perSecond: number;
-}
-
-function percentile(sorted: number[], p: number): number {
-  const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
-  return sorted[Math.max(0, i)] ?? Number.NaN;
 }
 
 async function measure(operation: string, concurrency: number, fn: () => Promise<unknown>): Promise<Row> {
@@ -54,13 +49,6 @@ async function measure(operation: string, concurrency: number, fn: () => Promise
     max: samples[samples.length - 1] ?? Number.NaN,
     perSecond: samples.length / elapsed,
   };
-}
-
-async function memoryOf(pid: number): Promise<{ rssMiB: number; peakMiB: number }> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kib = (key: string): number =>
-    Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-  return { rssMiB: kib('VmRSS') / 1024, peakMiB: kib('VmHWM') / 1024 };
 }
 
 async function main(): Promise<void> {
