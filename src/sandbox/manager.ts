@@ -185,8 +185,7 @@ export class SandboxManager {
       .find((c) => c.config.sandboxId === sandboxId && c.config.kind === 'infra');
   }
 
-  view(sandbox: StoredSandbox): SandboxView {
-    const infra = this.infraOf(sandbox.config.id);
+  view(sandbox: StoredSandbox, infra = this.infraOf(sandbox.config.id)): SandboxView {
     return { sandbox, infra, ready: sandbox.state.state === 'ready' && infra?.state.state === 'running' };
   }
 
@@ -197,8 +196,13 @@ export class SandboxManager {
     return this.view(this.get(sandbox.config.id));
   }
 
+  /** One pass over the containers for all pods, not one per pod: this is ListPodSandbox's path. */
   list(): SandboxView[] {
-    return this.deps.store.listSandboxes().map((s) => this.view(s));
+    const infras = new Map<string, StoredContainer>();
+    for (const c of this.deps.containers.list()) {
+      if (c.config.kind === 'infra' && !infras.has(c.config.sandboxId)) infras.set(c.config.sandboxId, c);
+    }
+    return this.deps.store.listSandboxes().map((s) => this.view(s, infras.get(s.config.id)));
   }
 
   // --- run -----------------------------------------------------------------------------------
