@@ -14,21 +14,18 @@ import type { StreamContainerStatsRequest__Output } from '../../generated/runtim
 import type { StreamContainerStatsResponse } from '../../generated/runtime/v1/StreamContainerStatsResponse.js';
 import type { ContainerManager } from '../../container/manager.js';
 import { hasLiveCgroup, type StatsReader } from '../../container/stats.js';
-import { FailedPreconditionError, NotFoundError } from '../../errors.js';
+import { FailedPreconditionError } from '../../errors.js';
 import { containerStatsMatches, statsPages, statsSizeEstimate, toContainerStats } from '../convert/stats.js';
 import type { StreamImpl, UnaryImpl } from '../handler.js';
 import { requireString } from '../validate.js';
+import { refreshedAppContainer } from './container-status.js';
 
 export function containerStats(
   containers: ContainerManager,
   reader: StatsReader,
 ): UnaryImpl<ContainerStatsRequest__Output, ContainerStatsResponse> {
   return async (req) => {
-    const id = requireString(req.container_id, 'container_id');
-    const found = containers.find(id);
-    if (found?.config.kind !== 'app') throw new NotFoundError('container', id);
-    await containers.refresh(found.config.id);
-    const c = containers.get(found.config.id);
+    const c = await refreshedAppContainer(containers, requireString(req.container_id, 'container_id'));
     if (!hasLiveCgroup(c)) {
       throw new FailedPreconditionError(
         `container "${c.config.id}" is ${c.state.state}: statistics are only available while it runs`,
