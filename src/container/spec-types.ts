@@ -46,7 +46,7 @@ export interface MountInput {
   propagation: MountPropagation;
 }
 
-/** A CRI Device. Not applied yet: a non-empty list is refused (see spec.ts, "devices"). */
+/** A CRI Device: a host device node (or a directory of them) for the container, see devices.ts. */
 export interface DeviceInput {
   containerPath: string;
   hostPath: string;
@@ -262,6 +262,11 @@ export interface ContainerSpecResolved extends InfraSpecResolved {
   seccomp?: OciSeccomp;
   /** Whether the node runs AppArmor (a localhost profile can only be applied then). */
   apparmorEnabled?: boolean;
+  /**
+   * Device nodes to create in the container (devices.ts): the CRI devices, plus the host's
+   * devices for a privileged container; each is allowed in the device cgroup with its access.
+   */
+  devices?: readonly (OciDevice & { access: string })[];
 }
 
 // --- output: the subset of the OCI runtime spec (1.0.2) crisp writes -----------------------------
@@ -318,6 +323,17 @@ export interface OciDeviceCgroup {
   access?: string;
 }
 
+/** OCI `linux.devices`: a device node runc creates in the container. */
+export interface OciDevice {
+  path: string;
+  type: 'c' | 'b';
+  major: number;
+  minor: number;
+  fileMode: number;
+  uid: number;
+  gid: number;
+}
+
 export interface OciResources {
   devices: OciDeviceCgroup[];
   cpu?: { shares?: number; quota?: number; period?: number; cpus?: string; mems?: string };
@@ -354,6 +370,7 @@ export interface OciLinux {
   maskedPaths: string[];
   readonlyPaths: string[];
   rootfsPropagation?: 'rslave' | 'rshared';
+  devices?: OciDevice[];
   sysctl?: Record<string, string>;
   seccomp?: OciSeccomp;
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FailedPreconditionError, InvalidArgumentError, UnimplementedError } from '../errors.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
 import type { ImageRunConfig } from '../image/types.js';
 import { DEFAULT_PATH } from './args.js';
 import {
@@ -389,14 +389,43 @@ describe('buildContainerSpec', () => {
     assert.deepEqual(spec.linux.resources, { devices: [{ allow: false, access: 'rwm' }] });
   });
 
-  it('refuses CRI devices until they are implemented', () => {
-    assert.throws(
-      () =>
-        build(
-          container({ devices: [{ containerPath: '/dev/fuse', hostPath: '/dev/fuse', permissions: 'rwm' }] }),
-        ),
-      UnimplementedError,
-    );
+  it('creates the resolved device nodes and allows each with its access', () => {
+    const fuse = {
+      path: '/dev/fuse',
+      type: 'c' as const,
+      major: 10,
+      minor: 229,
+      fileMode: 0o600,
+      uid: 0,
+      gid: 0,
+    };
+    const loop = {
+      path: '/dev/xloop',
+      type: 'b' as const,
+      major: 7,
+      minor: 0,
+      fileMode: 0o660,
+      uid: 0,
+      gid: 6,
+    };
+    const spec = build(container(), pod(), {
+      devices: [
+        { ...fuse, access: 'rwm' },
+        { ...loop, access: 'r' },
+      ],
+    });
+    assert.deepEqual(spec.linux.devices, [fuse, loop]);
+    assert.deepEqual(spec.linux.resources.devices, [
+      { allow: false, access: 'rwm' },
+      { allow: true, type: 'c', major: 10, minor: 229, access: 'rwm' },
+      { allow: true, type: 'b', major: 7, minor: 0, access: 'r' },
+    ]);
+    assert.equal('devices' in build().linux, false);
+    const privileged = build(container({}, { privileged: true }), pod({ privileged: true }), {
+      devices: [{ ...fuse, access: 'r' }],
+    });
+    assert.deepEqual(privileged.linux.devices, [fuse]);
+    assert.deepEqual(privileged.linux.resources.devices, [{ allow: true, access: 'rwm' }]);
   });
 
   it('writes resources, ignoring unset (0/empty) values', () => {

@@ -9,21 +9,15 @@
  * seccomp: the caller resolves the profile (seccomp.ts, which reads files) and passes it in
  * the resolved facts; it becomes `linux.seccomp` as given.
  *
- * Not emitted yet: AppArmor, SELinux labels, user namespaces, hugepages and unified cgroup v2
- * keys, rlimits (none: processes inherit the runtime's, as with containerd's CRI). Devices: see
- * `devicesFor`.
+ * Not emitted yet: SELinux labels, user namespaces, rlimits (none: processes inherit the
+ * runtime's, as with containerd's CRI). Device nodes are resolved by devices.ts.
  *
  * Two small async helpers read host facts for the callers (hostCapabilities, missingSysctls);
  * the builders themselves do no I/O.
  */
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import {
-  FailedPreconditionError,
-  InternalError,
-  InvalidArgumentError,
-  UnimplementedError,
-} from '../errors.js';
+import { FailedPreconditionError, InternalError, InvalidArgumentError } from '../errors.js';
 import { mergeEnv, resolveArgs } from './args.js';
 import type {
   ContainerResourcesInput,
@@ -34,6 +28,7 @@ import type {
   InfraSpecInput,
   InfraSpecResolved,
   MountInput,
+  OciDevice,
   OciDeviceCgroup,
   OciMount,
   OciNamespace,
@@ -272,20 +267,26 @@ function checkInt(field: string, value: number, min: number, max = Number.MAX_SA
 }
 
 /**
- * Devices. Runc creates its defaults (/dev/null, zero, full, random, urandom, tty, ptmx, console
- * with a terminal) and allows them in the device cgroup on top of the deny-all below; privileged
- * containers may use any device. CRI `devices` (device plugins) and the host devices of privileged
- * containers (containerd's WithHostDevices) are not implemented yet: THIS is the place for them
- * (they need `linux.devices` entries built from the host's device nodes, resolved with I/O by the
- * caller, plus their cgroup rules here).
+ * The device cgroup: deny everything, then allow each device the container was given with its
+ * access (runc adds its defaults: /dev/null, zero, full, random, urandom, tty, ptmx, and the
+ * console with a terminal). Privileged containers may use any device.
  */
-function devicesFor(input: ContainerSpecInput | undefined, privileged: boolean): OciDeviceCgroup[] {
-  if (input && input.devices.length > 0) {
-    throw new UnimplementedError(
-      `config.devices: crisp does not pass host devices into containers yet (${input.devices.length} requested)`,
-    );
-  }
-  return [privileged ? { allow: true, access: 'rwm' } : { allow: false, access: 'rwm' }];
+function devicesFor(
+  devices: readonly (OciDevice & { access: string })[],
+  privileged: boolean,
+): OciDeviceCgroup[] {
+  if (privileged) return [{ allow: true, access: 'rwm' }];
+  return [
+    { allow: false, access: 'rwm' },
+    ...devices.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.access })),
+  ];
+}
+
+/** linux.devices: the resolved device nodes, one per container path (a later one wins). */
+function deviceNodes(devices: readonly (OciDevice & { access: string })[]): OciDevice[] {
+  const byPath = new Map<string, OciDevice>();
+  for (const { access: _access, ...d } of devices) byPath.set(d.path, d);
+  return [...byPath.values()];
 }
 
 /**
@@ -728,7 +729,7 @@ export function buildContainerSpec(
       namespaces: containerNamespaces(input, pod, resolved),
       resources: containerResources(
         input.linux.resources,
-        devicesFor(input, privileged),
+        devicesFor(resolved.devices ?? [], privileged),
         resolved.swapControllerAvailable === true,
       ),
       cgroupsPath: cgroupsPath(pod.cgroupDriver, pod.cgroupParent, input.id),
@@ -737,6 +738,9 @@ export function buildContainerSpec(
     },
   };
   if (rootfsPropagation !== undefined) spec.linux.rootfsPropagation = rootfsPropagation;
+  if (resolved.devices !== undefined && resolved.devices.length > 0) {
+    spec.linux.devices = deviceNodes(resolved.devices);
+  }
   if (resolved.seccomp !== undefined && !privileged) spec.linux.seccomp = resolved.seccomp;
   const apparmor = apparmorProfile(security?.apparmor, privileged, resolved.apparmorEnabled === true);
   if (apparmor !== undefined) spec.process.apparmorProfile = apparmor;
@@ -821,7 +825,7 @@ export function buildInfraSpec(input: InfraSpecInput, resolved: InfraSpecFacts):
     annotations,
     linux: {
       namespaces: infraNamespaces(pod),
-      resources: { devices: devicesFor(undefined, false), cpu: { shares: INFRA_CPU_SHARES } },
+      resources: { devices: devicesFor([], false), cpu: { shares: INFRA_CPU_SHARES } },
       cgroupsPath: cgroupsPath(pod.cgroupDriver, pod.cgroupParent, pod.sandboxId),
       maskedPaths: [...DEFAULT_MASKED_PATHS],
       readonlyPaths: [...DEFAULT_READONLY_PATHS],

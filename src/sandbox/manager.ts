@@ -26,6 +26,7 @@ import {
 } from '../container/manager.js';
 import { seccompForContainer } from '../container/seccomp.js';
 import { buildContainerSpec, buildInfraSpec } from '../container/spec.js';
+import { hostDevices, resolveDevices } from '../container/devices.js';
 import type { ContainerSpecInput, MountInput, PodContext } from '../container/spec-types.js';
 import { resolveUser } from '../container/user.js';
 import type { ImageService } from '../image/service.js';
@@ -448,6 +449,11 @@ export class SandboxManager {
     const pod = this.podContext(view.sandbox, view.infra);
     const logPath = this.logPathFor(view.sandbox, input.logPath);
     const mounts = await resolveMountSources(input.spec.mounts);
+    const privileged = input.spec.linux.securityContext?.privileged === true;
+    const devices = [
+      ...(privileged ? await hostDevices() : []),
+      ...(await resolveDevices(input.spec.devices)),
+    ];
     const targetPid = (targetId: string | undefined): number | undefined => {
       if (targetId === undefined || targetId === '') return undefined;
       const target = this.deps.containers.find(targetId);
@@ -499,6 +505,7 @@ export class SandboxManager {
             : { oomScoreAdjFloor: this.settings.oomScoreAdjFloor }),
           ...(target === undefined ? {} : { targetPid: target }),
           apparmorEnabled: this.settings.apparmorEnabled === true,
+          devices,
           ...(this.settings.availableCapabilities
             ? { availableCapabilities: this.settings.availableCapabilities }
             : {}),
