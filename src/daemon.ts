@@ -20,6 +20,8 @@ import { BUILTIN_PAUSE_IMAGE } from './image/pause.js';
 import { ContainerEventBus } from './container/events.js';
 import { ContainerManager, type ContainerObserver } from './container/manager.js';
 import { hostCapabilities } from './container/spec.js';
+import { hostCgroups } from './container/cgroup-host.js';
+import type { ResourceFacts } from './container/spec-types.js';
 import { NetnsManager } from './netns/netns.js';
 import { apparmorEnabled } from './oci/apparmor.js';
 import { oomScoreAdjFloor } from './oci/oom-floor.js';
@@ -153,6 +155,16 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
       },
     };
     const events = new ContainerEventBus(store);
+    const cgroups = await hostCgroups();
+    const resourceFacts: ResourceFacts = {
+      cgroupV2: cgroups.version === 2,
+      swapControllerAvailable: cgroups.swap,
+      hugetlbControllerAvailable: cgroups.hugetlb,
+      hugepageSizes: cgroups.hugepageSizes,
+      tolerateMissingHugetlbController: config.tolerate_missing_hugetlb_controller,
+      pidsLimit: config.pids_limit,
+    };
+    log.debug({ cgroups }, 'host cgroups');
     const containers = new ContainerManager(
       { store, images, log: log.child({ component: 'container' }), observer, events },
       {
@@ -166,6 +178,7 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
         containersDir: paths.containersDir,
         attachDir: paths.attachDir,
         execDir: paths.execDir,
+        resourceFacts,
       },
     );
     await containers.init();
@@ -191,6 +204,7 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
         oomScoreAdjFloor: oomFloor,
         availableCapabilities: await hostCapabilities(),
         apparmorEnabled: await apparmorEnabled(),
+        resourceFacts,
       },
     );
 

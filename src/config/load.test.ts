@@ -114,6 +114,8 @@ describe('loadConfig', () => {
       conmon_path: '/usr/bin/conmon',
       oom_score_adj_clamp: 'auto',
       default_runtime: 'runc',
+      pids_limit: 0,
+      tolerate_missing_hugetlb_controller: true,
       runtimes: { runc: { path: '/usr/sbin/runc' } },
       image: {
         registries_config: '/etc/containers/registries.conf',
@@ -150,6 +152,8 @@ describe('loadConfig', () => {
       conmon_path: '/usr/local/bin/conmon',
       oom_score_adj_clamp: 'auto',
       default_runtime: 'crun',
+      pids_limit: 0,
+      tolerate_missing_hugetlb_controller: true,
       runtimes: {
         runc: { path: '/usr/sbin/runc' },
         crun: { path: '/usr/bin/crun' },

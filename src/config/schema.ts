@@ -224,6 +224,8 @@ export const configSchema = z
     conmon_path: absolutePath.default('/usr/bin/conmon'),
     oom_score_adj_clamp: z.enum(['auto', 'always', 'never']).default('auto'),
     default_runtime: z.string().default('runc'),
+    pids_limit: z.number().int().min(-1).max(4_194_304).default(0),
+    tolerate_missing_hugetlb_controller: z.boolean().default(true),
     runtimes: z.preprocess(withDefaultRuntimes, z.record(runtimeName, runtimeSchema)),
     image: imageSchema.prefault({}),
     network: networkSchema.prefault({}),

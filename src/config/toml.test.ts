@@ -70,6 +70,8 @@ describe('configToToml', () => {
         'conmon_path',
         'oom_score_adj_clamp',
         'default_runtime',
+        'pids_limit',
+        'tolerate_missing_hugetlb_controller',
       ],
     );
     const tables = lines.filter((l) => l.startsWith('['));
@@ -95,6 +97,8 @@ describe('configToToml', () => {
         'kata.v2': { path: '/opt/kata/bin/kata-runtime' },
       },
       default_runtime: custom.default_runtime,
+      tolerate_missing_hugetlb_controller: custom.tolerate_missing_hugetlb_controller,
+      pids_limit: custom.pids_limit,
       oom_score_adj_clamp: custom.oom_score_adj_clamp,
       conmon_path: custom.conmon_path,
       cgroup_driver: custom.cgroup_driver,

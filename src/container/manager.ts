@@ -36,7 +36,7 @@ import type { StateStore, StoredContainer } from '../store/state-store.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import { isActive, requireState, type ContainerState } from './state.js';
 import { containerResources } from './spec.js';
-import type { ContainerResourcesInput } from './spec-types.js';
+import type { ContainerResourcesInput, ResourceFacts } from './spec-types.js';
 import { ContainerEventBus } from './events.js';
 import { mountRootfs, removeRootfsStorage, unmountRootfs } from './rootfs.js';
 
@@ -56,6 +56,8 @@ export interface ContainerEngineSettings {
   attachDir: string;
   /** Scratch space for ExecSync process specs and logs. */
   execDir: string;
+  /** What the node's cgroups can do, for resource updates (the same facts as at create). */
+  resourceFacts?: ResourceFacts;
 }
 
 /** What the daemon wants to hear about (it turns this into metrics). */
@@ -530,7 +532,7 @@ export class ContainerManager {
    */
   async updateResources(id: string, input: ContainerResourcesInput, asReceived: JsonValue): Promise<void> {
     const c = this.get(id);
-    const resources = containerResources(input, [], false);
+    const resources = containerResources(input, [], this.settings.resourceFacts ?? {});
     const { devices: _devices, ...live } = resources;
     await this.locks.run(`container:${c.config.id}`, async () => {
       const current = this.get(c.config.id);

@@ -72,6 +72,10 @@ export interface ContainerResourcesInput {
   cpusetCpus?: string;
   /** cpuset.mems; '' = unset. */
   cpusetMems?: string;
+  /** Huge page limits by page size ("2MB"); kubelet sends every size the node has, 0 if unrequested. */
+  hugepageLimits?: readonly { pageSize: string; limit: number }[];
+  /** cgroup v2 files and values (e.g. memory.high); refused on cgroup v1. */
+  unified?: Readonly<Record<string, string>>;
 }
 
 /** CRI NamespaceMode for the PID namespace. */
@@ -251,13 +255,31 @@ export interface InfraSpecResolved {
   oomScoreAdjFloor?: number;
 }
 
-export interface ContainerSpecResolved extends InfraSpecResolved {
-  /** The pid of the target container's process, required when namespaces.pid is 'target'. */
-  targetPid?: number;
+/**
+ * What the node's cgroups can do and crisp's settings for them (cgroup-host.ts reads the facts),
+ * used for an app container's resources at create and at update.
+ */
+export interface ResourceFacts {
   /** The host runs cgroup v2: containers get a new cgroup namespace unless privileged. */
   cgroupV2?: boolean;
   /** The memory controller accounts swap: the swap limit is then set to the memory limit. */
   swapControllerAvailable?: boolean;
+  /** runc can set hugetlb limits here; undefined = assume it can. */
+  hugetlbControllerAvailable?: boolean;
+  /**
+   * Without a hugetlb controller, drop hugepage limits (true, the default, as containerd's
+   * tolerate_missing_hugetlb_controller) or refuse them (false).
+   */
+  tolerateMissingHugetlbController?: boolean;
+  /** The page sizes the kernel offers ("2MB", "1GB"); undefined = not checked. */
+  hugepageSizes?: readonly string[];
+  /** crisp.toml pids_limit: the most processes (tasks) one container may have; 0 or -1 = no limit. */
+  pidsLimit?: number;
+}
+
+export interface ContainerSpecResolved extends InfraSpecResolved, ResourceFacts {
+  /** The pid of the target container's process, required when namespaces.pid is 'target'. */
+  targetPid?: number;
   /** The seccomp filter (seccomp.ts resolveSeccomp); undefined = none (linux.seccomp absent). */
   seccomp?: OciSeccomp;
   /** Whether the node runs AppArmor (a localhost profile can only be applied then). */
@@ -338,6 +360,9 @@ export interface OciResources {
   devices: OciDeviceCgroup[];
   cpu?: { shares?: number; quota?: number; period?: number; cpus?: string; mems?: string };
   memory?: { limit?: number; swap?: number };
+  pids?: { limit: number };
+  hugepageLimits?: { pageSize: string; limit: number }[];
+  unified?: Record<string, string>;
 }
 
 export interface OciSeccompArg {

@@ -459,6 +459,76 @@ describe('buildContainerSpec', () => {
     );
   });
 
+  it('limits pids from crisp.toml, 0 and -1 meaning none', () => {
+    assert.deepEqual(build(container(), pod(), { pidsLimit: 64 }).linux.resources.pids, { limit: 64 });
+    assert.equal('pids' in build(container(), pod(), { pidsLimit: 0 }).linux.resources, false);
+    assert.equal('pids' in build(container(), pod(), { pidsLimit: -1 }).linux.resources, false);
+  });
+
+  it('writes huge page limits for the sizes the node has, dropping or refusing them without hugetlb', () => {
+    const input = container({
+      linux: {
+        resources: {
+          hugepageLimits: [
+            { pageSize: '2MB', limit: 4 << 20 },
+            { pageSize: '1GB', limit: 0 },
+          ],
+        },
+      },
+    });
+    const facts = { hugepageSizes: ['2MB', '1GB'], hugetlbControllerAvailable: true };
+    assert.deepEqual(build(input, pod(), facts).linux.resources.hugepageLimits, [
+      { pageSize: '2MB', limit: 4194304 },
+      { pageSize: '1GB', limit: 0 },
+    ]);
+    const missing = { hugepageSizes: ['2MB', '1GB'], hugetlbControllerAvailable: false };
+    assert.equal('hugepageLimits' in build(input, pod(), missing).linux.resources, false, 'tolerated');
+    assert.throws(
+      () => build(input, pod(), { ...missing, tolerateMissingHugetlbController: false }),
+      (err: unknown) =>
+        err instanceof FailedPreconditionError && err.message.includes('tolerate_missing_hugetlb_controller'),
+    );
+    for (const pageSize of ['64KB', '2mb', '', '0MB']) {
+      assert.throws(
+        () =>
+          build(
+            container({ linux: { resources: { hugepageLimits: [{ pageSize, limit: 0 }] } } }),
+            pod(),
+            facts,
+          ),
+        (err: unknown) =>
+          err instanceof InvalidArgumentError &&
+          err.field === 'config.linux.resources.hugepage_limits[0].page_size' &&
+          err.message.includes(JSON.stringify(pageSize)) &&
+          err.message.includes('2MB, 1GB'),
+      );
+    }
+  });
+
+  it('writes unified cgroup v2 settings on v2 only, refusing them on v1 by name', () => {
+    const input = container({ linux: { resources: { unified: { 'memory.high': '50000000' } } } });
+    assert.deepEqual(build(input, pod(), { cgroupV2: true }).linux.resources.unified, {
+      'memory.high': '50000000',
+    });
+    assert.throws(
+      () => build(input),
+      (err: unknown) =>
+        err instanceof InvalidArgumentError &&
+        err.field === 'config.linux.resources.unified' &&
+        err.message.includes('"memory.high"') &&
+        err.message.includes('cgroup v1'),
+    );
+    for (const key of ['../memory.high', 'memory', 'Memory.high']) {
+      assert.throws(
+        () =>
+          build(container({ linux: { resources: { unified: { [key]: '1' } } } }), pod(), { cgroupV2: true }),
+        (err: unknown) =>
+          err instanceof InvalidArgumentError &&
+          err.field === `config.linux.resources.unified[${JSON.stringify(key)}]`,
+      );
+    }
+  });
+
   it('refuses resources the kernel or runc cannot apply, naming the field and value', () => {
     const refused = (resources: ContainerResourcesInput, field: string, value: string) => {
       assert.throws(

@@ -36,6 +36,7 @@ import type {
   OciSpec,
   PodContext,
   ProcessUser,
+  ResourceFacts,
 } from './spec-types.js';
 
 /** What runc 1.1.5 (the runtime crisp drives) reports as its spec version. */
@@ -302,11 +303,79 @@ const CFS_PERIOD_MIN = 1000;
 const CFS_PERIOD_MAX = 1_000_000;
 const CFS_QUOTA_MIN = 1000;
 
+const HUGEPAGE_SIZE = /^[1-9][0-9]*[KMG]B$/;
+const UNIFIED_KEY = /^[a-z][a-z0-9_]*\.[a-z0-9_.]+$/;
+
+/**
+ * Huge page limits: every page size must be one the kernel has (kubelet sends all of them, 0 for
+ * the unrequested ones). Without a hugetlb controller they are dropped (tolerated, the default) or
+ * refused.
+ */
+function hugepageLimits(
+  limits: ContainerResourcesInput['hugepageLimits'],
+  facts: ResourceFacts,
+): NonNullable<OciResources['hugepageLimits']> {
+  const out = (limits ?? []).map((l, i) => {
+    const field = `${RES}.hugepage_limits[${i}]`;
+    const known = facts.hugepageSizes;
+    if (!HUGEPAGE_SIZE.test(l.pageSize) || (known !== undefined && !known.includes(l.pageSize))) {
+      throw new InvalidArgumentError(
+        `${field}.page_size`,
+        `${JSON.stringify(l.pageSize)} is not a huge page size of this node (it has ${known?.join(', ') || 'none'})`,
+      );
+    }
+    return { pageSize: l.pageSize, limit: checkInt(`${field}.limit`, l.limit, 0) };
+  });
+  if (out.length === 0 || facts.hugetlbControllerAvailable !== false) return out;
+  if (facts.tolerateMissingHugetlbController === false) {
+    throw new FailedPreconditionError(
+      `${RES}.hugepage_limits cannot be applied: this node has no hugetlb cgroup controller for runc (set tolerate_missing_hugetlb_controller = true in crisp.toml to ignore them)`,
+    );
+  }
+  return [];
+}
+
+/** cgroup v2 files: only on a v2 node, and only file names (no paths). */
+function unifiedResources(
+  unified: ContainerResourcesInput['unified'],
+  facts: ResourceFacts,
+): Record<string, string> {
+  const entries = Object.entries(unified ?? {});
+  if (entries.length === 0) return {};
+  if (facts.cgroupV2 !== true) {
+    throw new InvalidArgumentError(
+      `${RES}.unified`,
+      `${entries.map(([k]) => JSON.stringify(k)).join(', ')}: unified holds cgroup v2 settings and this node runs cgroup v1`,
+    );
+  }
+  for (const [key, value] of entries) {
+    if (!UNIFIED_KEY.test(key)) {
+      throw new InvalidArgumentError(
+        `${RES}.unified[${JSON.stringify(key)}]`,
+        'is not a cgroup v2 file name',
+      );
+    }
+    if (value.includes('\n')) {
+      throw new InvalidArgumentError(
+        `${RES}.unified[${JSON.stringify(key)}]`,
+        `the value ${JSON.stringify(value)} has a newline`,
+      );
+    }
+  }
+  return Object.fromEntries(entries);
+}
+
+/**
+ * linux.resources for an app container (at create, and the live part at update): CPU, memory,
+ * huge pages, unified, and crisp's pids_limit, after checking each against what the kernel and
+ * runc can apply.
+ */
 export function containerResources(
   r: ContainerResourcesInput | undefined,
   devices: OciDeviceCgroup[],
-  swapControllerAvailable: boolean,
+  facts: ResourceFacts,
 ): OciResources {
+  const swapControllerAvailable = facts.swapControllerAvailable === true;
   const out: OciResources = { devices };
   const cpu: NonNullable<OciResources['cpu']> = {};
   if (r?.cpuShares) cpu.shares = checkInt(`${RES}.cpu_shares`, r.cpuShares, 0);
@@ -334,6 +403,11 @@ export function containerResources(
     memory.swap = checkInt(`${RES}.memory_swap_limit_in_bytes`, r.memorySwapLimitBytes, -1);
   }
   if (Object.keys(memory).length > 0) out.memory = memory;
+  if (facts.pidsLimit !== undefined && facts.pidsLimit > 0) out.pids = { limit: facts.pidsLimit };
+  const hugepages = hugepageLimits(r?.hugepageLimits, facts);
+  if (hugepages.length > 0) out.hugepageLimits = hugepages;
+  const unified = unifiedResources(r?.unified, facts);
+  if (Object.keys(unified).length > 0) out.unified = unified;
   return out;
 }
 
@@ -730,7 +804,7 @@ export function buildContainerSpec(
       resources: containerResources(
         input.linux.resources,
         devicesFor(resolved.devices ?? [], privileged),
-        resolved.swapControllerAvailable === true,
+        resolved,
       ),
       cgroupsPath: cgroupsPath(pod.cgroupDriver, pod.cgroupParent, input.id),
       maskedPaths: privileged ? [] : [...(security?.maskedPaths ?? DEFAULT_MASKED_PATHS)],

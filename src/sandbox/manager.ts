@@ -27,7 +27,7 @@ import {
 import { seccompForContainer } from '../container/seccomp.js';
 import { buildContainerSpec, buildInfraSpec } from '../container/spec.js';
 import { hostDevices, resolveDevices } from '../container/devices.js';
-import type { ContainerSpecInput, MountInput, PodContext } from '../container/spec-types.js';
+import type { ContainerSpecInput, MountInput, PodContext, ResourceFacts } from '../container/spec-types.js';
 import { resolveUser } from '../container/user.js';
 import type { ImageService } from '../image/service.js';
 import type { Logger } from '../log/logger.js';
@@ -54,6 +54,8 @@ export interface SandboxSettings {
   availableCapabilities?: readonly string[];
   /** Whether the node runs AppArmor. */
   apparmorEnabled?: boolean;
+  /** What the node's cgroups can do, and crisp's pids and hugetlb settings. */
+  resourceFacts?: ResourceFacts;
 }
 
 export interface RunPodInput {
@@ -497,6 +499,7 @@ export class SandboxManager {
           this.settings.availableCapabilities,
         );
         return buildContainerSpec(specInput, pod, {
+          ...this.settings.resourceFacts,
           ...(seccomp === undefined ? {} : { seccomp }),
           rootfsPath: rootfs,
           user,

@@ -1,19 +1,149 @@
-/** UpdateContainerResources on a live container, seen in its cgroup and in ContainerStatus. */
+/**
+ * Container resources seen from inside the container's cgroup: limits at create, crisp's
+ * pids_limit, swap, huge pages and unified settings as far as the node's cgroups allow, and
+ * UpdateContainerResources on a live container (also in ContainerStatus).
+ */
 import assert from 'node:assert/strict';
+import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status as GrpcCode } from '@grpc/grpc-js';
 import { rejection, type CriClients } from './harness/cri-client.js';
 import { until } from './harness/host.js';
 import { startWithBusybox, type BusyboxSetup } from './harness/with-busybox.js';
+import type { LinuxContainerResources } from '../../src/generated/runtime/v1/LinuxContainerResources.js';
+
+/** crisp.toml pids_limit for this file's daemon. */
+const PIDS_LIMIT = 40;
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 describe('container resources', () => {
   let setup: BusyboxSetup;
   let cri: CriClients;
+  let v2 = false;
+  let podCount = 0;
 
   before(async () => {
-    setup = await startWithBusybox();
+    setup = await startWithBusybox(`pids_limit = ${PIDS_LIMIT}\n`);
     cri = setup.cri;
+    v2 = await exists('/sys/fs/cgroup/cgroup.controllers');
+  });
+
+  async function runPod() {
+    const name = `res${++podCount}`;
+    const config = {
+      metadata: { name, namespace: 'e2e', uid: `uid-${name}`, attempt: 0 },
+      hostname: name,
+      log_directory: join(setup.dirs.base, 'logs', name),
+    };
+    const { pod_sandbox_id } = await cri.runtime.RunPodSandbox({ config }, 60_000);
+    return { id: pod_sandbox_id, config };
+  }
+
+  const create = (
+    pod: Awaited<ReturnType<typeof runPod>>,
+    name: string,
+    resources: LinuxContainerResources,
+  ) =>
+    cri.runtime.CreateContainer(
+      {
+        pod_sandbox_id: pod.id,
+        config: {
+          metadata: { name },
+          image: { image: setup.image },
+          command: ['sleep', '1000'],
+          linux: { resources },
+        },
+        sandbox_config: pod.config,
+      },
+      60_000,
+    );
+
+  async function sh(id: string, script: string) {
+    const res = await cri.runtime.ExecSync({ container_id: id, cmd: ['sh', '-c', script], timeout: '30' });
+    return { code: res.exit_code, out: res.stdout.toString().trim(), err: res.stderr.toString() };
+  }
+
+  it('limits processes to crisp.toml pids_limit', async () => {
+    const pod = await runPod();
+    const { container_id: id } = await create(pod, 'pids', {});
+    await cri.runtime.StartContainer({ container_id: id });
+    const max = v2 ? '/sys/fs/cgroup/pids.max' : '/sys/fs/cgroup/pids/pids.max';
+    assert.equal((await sh(id, `cat ${max}`)).out, String(PIDS_LIMIT));
+    // Twice as many background sleeps as allowed: the ones over the limit cannot fork.
+    const res = await sh(
+      id,
+      `i=0; while [ $i -lt ${PIDS_LIMIT * 2} ]; do sleep 20 & i=$((i+1)); done; echo started`,
+    );
+    assert.match(res.err, /can't fork|Resource temporarily unavailable/, res.err);
+    const current = v2 ? '/sys/fs/cgroup/pids.current' : '/sys/fs/cgroup/pids/pids.current';
+    const now = Number((await sh(id, `cat ${current}`)).out || 'NaN');
+    assert.ok(now <= PIDS_LIMIT, `pids.current ${now} <= ${PIDS_LIMIT}`);
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id }, 60_000);
+  });
+
+  it('caps swap at the memory limit where the node accounts swap', async () => {
+    const pod = await runPod();
+    const limit = String(64 * 1024 * 1024);
+    const { container_id: id } = await create(pod, 'swap', { memory_limit_in_bytes: limit });
+    await cri.runtime.StartContainer({ container_id: id });
+    if (v2) {
+      // memory.swap.max is the swap on top of memory: 0 when swap equals the limit.
+      const swap = await sh(id, 'cat /sys/fs/cgroup/memory.swap.max');
+      assert.ok(swap.code !== 0 || swap.out === '0', swap.out);
+    } else if (await exists('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes')) {
+      assert.equal((await sh(id, 'cat /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes')).out, limit);
+    } else {
+      assert.equal((await sh(id, 'test -e /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes')).code, 1);
+    }
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id }, 60_000);
+  });
+
+  it('takes kubelet’s huge page limits and refuses a page size the node lacks', async () => {
+    const pod = await runPod();
+    // kubelet sends every size the node has, 0 for those the pod did not ask for.
+    const { container_id: id } = await create(pod, 'huge', {
+      hugepage_limits: [
+        { page_size: '2MB', limit: String(4 * 1024 * 1024) },
+        { page_size: '1GB', limit: '0' },
+      ],
+    });
+    await cri.runtime.StartContainer({ container_id: id });
+    const v1File = '/sys/fs/cgroup/hugetlb/hugetlb.2MB.limit_in_bytes';
+    if (v2 || (await exists('/sys/fs/cgroup/hugetlb'))) {
+      const file = v2 ? '/sys/fs/cgroup/hugetlb.2MB.max' : v1File;
+      assert.equal((await sh(id, `cat ${file}`)).out, String(4 * 1024 * 1024));
+    } else {
+      // No hugetlb hierarchy runc could use (hybrid node): tolerated, the container runs.
+      assert.equal((await sh(id, 'echo running')).out, 'running');
+    }
+    const bad = await rejection(
+      create(pod, 'bad-huge', { hugepage_limits: [{ page_size: '3MB', limit: '0' }] }),
+    );
+    assert.equal(bad.code, GrpcCode.INVALID_ARGUMENT, bad.details);
+    assert.match(bad.details, /hugepage_limits\[0\]\.page_size.*"3MB"/);
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id }, 60_000);
+  });
+
+  it('applies unified settings on cgroup v2 and refuses them clearly on v1', async () => {
+    const pod = await runPod();
+    const unified = { 'memory.high': String(32 * 1024 * 1024) };
+    if (v2) {
+      const { container_id: id } = await create(pod, 'unified', { unified });
+      await cri.runtime.StartContainer({ container_id: id });
+      assert.equal((await sh(id, 'cat /sys/fs/cgroup/memory.high')).out, unified['memory.high']);
+    } else {
+      const err = await rejection(create(pod, 'unified', { unified }));
+      assert.equal(err.code, GrpcCode.INVALID_ARGUMENT, err.details);
+      assert.match(err.details, /unified.*"memory\.high".*cgroup v1/);
+      const listed = await cri.runtime.ListContainers({ filter: { pod_sandbox_id: pod.id } });
+      assert.equal(listed.containers.length, 0, 'nothing created');
+    }
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id }, 60_000);
   });
 
   after(async () => {

@@ -12,6 +12,13 @@ function int(value: string, field: string): number | undefined {
   return n;
 }
 
+/** A uint64 field (a decimal string); '' is 0. */
+function uint(value: string, field: string): number {
+  const n = Number(value === '' ? '0' : value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(field, `"${value}" is out of range`);
+  return n;
+}
+
 export function resourcesFromCri(
   r: LinuxContainerResources__Output,
   prefix: string,
@@ -25,6 +32,11 @@ export function resourcesFromCri(
     oomScoreAdj: int(r.oom_score_adj, `${prefix}.oom_score_adj`),
     cpusetCpus: r.cpuset_cpus,
     cpusetMems: r.cpuset_mems,
+    hugepageLimits: r.hugepage_limits.map((h, i) => ({
+      pageSize: h.page_size,
+      limit: uint(h.limit, `${prefix}.hugepage_limits[${i}].limit`),
+    })),
+    unified: r.unified,
   };
 }
 
