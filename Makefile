@@ -45,9 +45,10 @@ test: deps-test lint typecheck unit e2e ## everything CI runs: lint, typecheck, 
 run: build ## start crisp in the foreground with /etc/crisp/crisp.toml (defaults if missing)
 	./bin/crisp
 
-bench: deps-test build ## latency percentiles and memory for the CRI operations, pods and containers
+bench: deps-test build ## latency percentiles and memory for the CRI operations, pods, containers and events
 	@node dist/bench/run.js
 	@node dist/bench/pods.js
+	@node dist/bench/events.js
 
 install: build ## install crisp, its config and the systemd unit under /usr/local and /etc
 	@scripts/install.sh

@@ -3,6 +3,7 @@
  * docker-registry serving the project's busybox image, as the e2e tests do) and reports latency
  * percentiles of the pod and container lifecycle RPCs, of ListContainers / ListPodSandbox with
  * many pods, and the memory of the daemon, of conmon and of the pause (catatonit) processes.
+ * Container event delivery (GetContainerEvents) under churn is bench/events.ts.
  * A report, not a test: nothing here fails on a time. Everything it makes is removed at the end,
  * also when a step fails.
  *
@@ -335,16 +336,6 @@ async function main(): Promise<void> {
       );
     };
 
-    // Container events delivered to one GetContainerEvents client while the pods churn.
-    const events = { n: 0, first: 0, last: 0 };
-    const eventStream = c.raw.runtime.GetContainerEvents({});
-    eventStream.on('data', () => {
-      const now = performance.now();
-      if (events.n === 0) events.first = now;
-      events.n += 1;
-      events.last = now;
-    });
-    eventStream.on('error', () => undefined);
     const scalePods: Pod[] = [];
     const load = { run: [] as number[], create: [] as number[], start: [] as number[] };
     const setupStarted = performance.now();
@@ -481,12 +472,6 @@ async function main(): Promise<void> {
     notes.push(
       `teardown of ${SCALE_PODS} pods (${totalContainers} containers), StopPodSandbox + RemovePodSandbox, ${SETUP_CONCURRENCY} at a time: ${(teardownMs / 1000).toFixed(1)} s`,
     );
-    eventStream.cancel();
-    if (events.n > 1) {
-      notes.push(
-        `container events delivered to one client while ${SCALE_PODS} pods churned: ${events.n} in ${((events.last - events.first) / 1000).toFixed(1)} s (${Math.round(events.n / ((events.last - events.first) / 1000))}/s)`,
-      );
-    }
     await daemonMemory('with 0 pods again');
   } catch (err) {
     failure = err;
