@@ -4,11 +4,11 @@
  * answers UNIMPLEMENTED with a message saying what is missing. An RPC leaves this file when
  * its own file under runtime/ or image/ lands.
  */
-import type { handleServerStreamingCall, handleUnaryCall } from '@grpc/grpc-js';
+import type { handleUnaryCall } from '@grpc/grpc-js';
 import type { RuntimeServiceHandlers } from '../generated/runtime/v1/RuntimeService.js';
 import { InvalidArgumentError, UnimplementedError } from '../errors.js';
 import type { CriContext } from './context.js';
-import { serverStream, unary } from './handler.js';
+import { unary } from './handler.js';
 import { requireString } from './validate.js';
 
 type Check<Req> = (req: Req) => void;
@@ -33,17 +33,6 @@ function pendingUnary<Req, Res>(
   });
 }
 
-function pendingStream<Req, Res>(
-  ctx: CriContext,
-  service: string,
-  method: string,
-  area: string,
-): handleServerStreamingCall<Req, Res> {
-  return serverStream<Req, Res>(ctx, method, () =>
-    Promise.reject(refusal(service, method, area, ctx.runtime.runtimeVersion)),
-  );
-}
-
 const sandboxId = (r: { pod_sandbox_id: string }): void => {
   requireString(r.pod_sandbox_id, 'pod_sandbox_id');
 };
@@ -62,9 +51,6 @@ export type PendingRuntimeMethod =
   | 'PortForward'
   | 'UpdateRuntimeConfig'
   | 'CheckpointContainer'
-  | 'ListMetricDescriptors'
-  | 'ListPodSandboxMetrics'
-  | 'StreamPodSandboxMetrics'
   | 'UpdatePodSandboxResources';
 
 export function pendingRuntimeHandlers(ctx: CriContext): {
@@ -73,16 +59,12 @@ export function pendingRuntimeHandlers(ctx: CriContext): {
   const s = 'RuntimeService';
   const pods = 'pod sandboxes';
   const stream = 'streaming (exec, attach, port-forward)';
-  const stats = 'resource statistics';
   return {
     Exec: pendingUnary(ctx, s, 'Exec', stream, command),
     Attach: pendingUnary(ctx, s, 'Attach', stream, containerId),
     PortForward: pendingUnary(ctx, s, 'PortForward', stream, sandboxId),
     UpdateRuntimeConfig: pendingUnary(ctx, s, 'UpdateRuntimeConfig', 'pod networking'),
     CheckpointContainer: pendingUnary(ctx, s, 'CheckpointContainer', 'checkpointing', containerId),
-    ListMetricDescriptors: pendingUnary(ctx, s, 'ListMetricDescriptors', stats),
-    ListPodSandboxMetrics: pendingUnary(ctx, s, 'ListPodSandboxMetrics', stats),
-    StreamPodSandboxMetrics: pendingStream(ctx, s, 'StreamPodSandboxMetrics', stats),
     UpdatePodSandboxResources: pendingUnary(ctx, s, 'UpdatePodSandboxResources', pods, sandboxId),
   };
 }

@@ -25,6 +25,11 @@ import { updateContainerResources } from './runtime/update-container-resources.j
 import { getContainerEvents } from './runtime/get-container-events.js';
 import { StatsReader } from '../container/stats.js';
 import { containerStats, listContainerStats, streamContainerStats } from './runtime/container-stats.js';
+import {
+  listMetricDescriptors,
+  listPodSandboxMetrics,
+  streamPodSandboxMetrics,
+} from './runtime/pod-sandbox-metrics.js';
 import { listPodSandboxStats, podSandboxStats, streamPodSandboxStats } from './runtime/pod-sandbox-stats.js';
 import { containerStatus } from './runtime/container-status.js';
 import { createContainer } from './runtime/create-container.js';
@@ -81,6 +86,17 @@ export function runtimeHandlers(ctx: CriContext): RuntimeServiceHandlers {
       ctx,
       'StreamPodSandboxStats',
       streamPodSandboxStats(sandboxes, containers, stats),
+    ),
+    ListMetricDescriptors: unary(ctx, 'ListMetricDescriptors', listMetricDescriptors()),
+    ListPodSandboxMetrics: unary(
+      ctx,
+      'ListPodSandboxMetrics',
+      listPodSandboxMetrics(sandboxes, containers, stats),
+    ),
+    StreamPodSandboxMetrics: serverStream(
+      ctx,
+      'StreamPodSandboxMetrics',
+      streamPodSandboxMetrics(sandboxes, containers, stats),
     ),
     GetContainerEvents: serverStream(ctx, 'GetContainerEvents', getContainerEvents(ctx.containers.events)),
     ...pendingRuntimeHandlers(ctx),

@@ -76,9 +76,9 @@ describe('clients that send an invalid :authority', () => {
           assert.equal(reply.status, '0');
           // The reply is a gRPC frame holding VersionResponse; its strings include "crisp".
           assert.ok(reply.body.includes(Buffer.from('crisp')), 'VersionResponse names crisp');
-          const err = await grpcCall(session, '/runtime.v1.RuntimeService/ListPodSandboxMetrics', value);
+          const err = await grpcCall(session, '/runtime.v1.RuntimeService/UpdateRuntimeConfig', value);
           assert.equal(err.status, '12'); // UNIMPLEMENTED
-          assert.match(err.message ?? '', /ListPodSandboxMetrics is not implemented/);
+          assert.match(err.message ?? '', /UpdateRuntimeConfig is not implemented/);
         }
       } finally {
         session.close();

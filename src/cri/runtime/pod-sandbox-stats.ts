@@ -27,7 +27,7 @@ import type { StreamImpl, UnaryImpl } from '../handler.js';
 import { requireString } from '../validate.js';
 
 /** Running application containers, by pod id. */
-function runningAppsByPod(containers: ContainerManager): Map<string, StoredContainer[]> {
+export function runningAppsByPod(containers: Pick<ContainerManager, 'list'>): Map<string, StoredContainer[]> {
   const byPod = new Map<string, StoredContainer[]>();
   for (const c of containers.list()) {
     if (c.config.kind !== 'app' || !hasLiveCgroup(c)) continue;
