@@ -532,7 +532,7 @@ export class ContainerManager {
    */
   async updateResources(id: string, input: ContainerResourcesInput, asReceived: JsonValue): Promise<void> {
     const c = this.get(id);
-    const resources = containerResources(input, [], this.settings.resourceFacts ?? {});
+    const resources = containerResources(input, [], this.settings.resourceFacts ?? {}, 'linux');
     const { devices: _devices, ...live } = resources;
     await this.locks.run(`container:${c.config.id}`, async () => {
       const current = this.get(c.config.id);

@@ -314,9 +314,10 @@ const UNIFIED_KEY = /^[a-z][a-z0-9_]*\.[a-z0-9_.]+$/;
 function hugepageLimits(
   limits: ContainerResourcesInput['hugepageLimits'],
   facts: ResourceFacts,
+  prefix: string,
 ): NonNullable<OciResources['hugepageLimits']> {
   const out = (limits ?? []).map((l, i) => {
-    const field = `${RES}.hugepage_limits[${i}]`;
+    const field = `${prefix}.hugepage_limits[${i}]`;
     const known = facts.hugepageSizes;
     if (!HUGEPAGE_SIZE.test(l.pageSize) || (known !== undefined && !known.includes(l.pageSize))) {
       throw new InvalidArgumentError(
@@ -329,7 +330,7 @@ function hugepageLimits(
   if (out.length === 0 || facts.hugetlbControllerAvailable !== false) return out;
   if (facts.tolerateMissingHugetlbController === false) {
     throw new FailedPreconditionError(
-      `${RES}.hugepage_limits cannot be applied: this node has no hugetlb cgroup controller for runc (set tolerate_missing_hugetlb_controller = true in crisp.toml to ignore them)`,
+      `${prefix}.hugepage_limits cannot be applied: this node has no hugetlb cgroup controller for runc (set tolerate_missing_hugetlb_controller = true in crisp.toml to ignore them)`,
     );
   }
   return [];
@@ -339,25 +340,26 @@ function hugepageLimits(
 function unifiedResources(
   unified: ContainerResourcesInput['unified'],
   facts: ResourceFacts,
+  prefix: string,
 ): Record<string, string> {
   const entries = Object.entries(unified ?? {});
   if (entries.length === 0) return {};
   if (facts.cgroupV2 !== true) {
     throw new InvalidArgumentError(
-      `${RES}.unified`,
+      `${prefix}.unified`,
       `${entries.map(([k]) => JSON.stringify(k)).join(', ')}: unified holds cgroup v2 settings and this node runs cgroup v1`,
     );
   }
   for (const [key, value] of entries) {
     if (!UNIFIED_KEY.test(key)) {
       throw new InvalidArgumentError(
-        `${RES}.unified[${JSON.stringify(key)}]`,
+        `${prefix}.unified[${JSON.stringify(key)}]`,
         'is not a cgroup v2 file name',
       );
     }
     if (value.includes('\n')) {
       throw new InvalidArgumentError(
-        `${RES}.unified[${JSON.stringify(key)}]`,
+        `${prefix}.unified[${JSON.stringify(key)}]`,
         `the value ${JSON.stringify(value)} has a newline`,
       );
     }
@@ -368,22 +370,24 @@ function unifiedResources(
 /**
  * linux.resources for an app container (at create, and the live part at update): CPU, memory,
  * huge pages, unified, and crisp's pids_limit, after checking each against what the kernel and
- * runc can apply.
+ * runc can apply. Errors name the field under `prefix` (the request's resources message).
  */
 export function containerResources(
   r: ContainerResourcesInput | undefined,
   devices: OciDeviceCgroup[],
   facts: ResourceFacts,
+  prefix: string = RES,
 ): OciResources {
   const swapControllerAvailable = facts.swapControllerAvailable === true;
   const out: OciResources = { devices };
   const cpu: NonNullable<OciResources['cpu']> = {};
-  if (r?.cpuShares) cpu.shares = checkInt(`${RES}.cpu_shares`, r.cpuShares, 0);
+  if (r?.cpuShares) cpu.shares = checkInt(`${prefix}.cpu_shares`, r.cpuShares, 0);
   if (r?.cpuQuota) {
     // -1 = no limit (what kubelet sends for a pod without a CPU limit).
-    cpu.quota = r.cpuQuota === -1 ? -1 : checkInt(`${RES}.cpu_quota`, r.cpuQuota, CFS_QUOTA_MIN);
+    cpu.quota = r.cpuQuota === -1 ? -1 : checkInt(`${prefix}.cpu_quota`, r.cpuQuota, CFS_QUOTA_MIN);
   }
-  if (r?.cpuPeriod) cpu.period = checkInt(`${RES}.cpu_period`, r.cpuPeriod, CFS_PERIOD_MIN, CFS_PERIOD_MAX);
+  if (r?.cpuPeriod)
+    cpu.period = checkInt(`${prefix}.cpu_period`, r.cpuPeriod, CFS_PERIOD_MIN, CFS_PERIOD_MAX);
   if (r?.cpusetCpus) cpu.cpus = r.cpusetCpus;
   if (r?.cpusetMems) cpu.mems = r.cpusetMems;
   if (Object.keys(cpu).length > 0) out.cpu = cpu;
@@ -391,7 +395,7 @@ export function containerResources(
   if (r?.memoryLimitBytes) {
     if (!Number.isSafeInteger(r.memoryLimitBytes) || r.memoryLimitBytes < MIN_MEMORY_LIMIT_BYTES) {
       throw new InvalidArgumentError(
-        `${RES}.memory_limit_in_bytes`,
+        `${prefix}.memory_limit_in_bytes`,
         `${r.memoryLimitBytes} is below crisp's minimum of ${MIN_MEMORY_LIMIT_BYTES} bytes (4 MiB): runc cannot start a container in less`,
       );
     }
@@ -400,13 +404,13 @@ export function containerResources(
     if (swapControllerAvailable) memory.swap = memory.limit;
   }
   if (r?.memorySwapLimitBytes && swapControllerAvailable) {
-    memory.swap = checkInt(`${RES}.memory_swap_limit_in_bytes`, r.memorySwapLimitBytes, -1);
+    memory.swap = checkInt(`${prefix}.memory_swap_limit_in_bytes`, r.memorySwapLimitBytes, -1);
   }
   if (Object.keys(memory).length > 0) out.memory = memory;
   if (facts.pidsLimit !== undefined && facts.pidsLimit > 0) out.pids = { limit: facts.pidsLimit };
-  const hugepages = hugepageLimits(r?.hugepageLimits, facts);
+  const hugepages = hugepageLimits(r?.hugepageLimits, facts, prefix);
   if (hugepages.length > 0) out.hugepageLimits = hugepages;
-  const unified = unifiedResources(r?.unified, facts);
+  const unified = unifiedResources(r?.unified, facts, prefix);
   if (Object.keys(unified).length > 0) out.unified = unified;
   return out;
 }

@@ -50,14 +50,12 @@ export type PendingRuntimeMethod =
   | 'Attach'
   | 'PortForward'
   | 'UpdateRuntimeConfig'
-  | 'CheckpointContainer'
-  | 'UpdatePodSandboxResources';
+  | 'CheckpointContainer';
 
 export function pendingRuntimeHandlers(ctx: CriContext): {
   [M in PendingRuntimeMethod]: RuntimeServiceHandlers[M];
 } {
   const s = 'RuntimeService';
-  const pods = 'pod sandboxes';
   const stream = 'streaming (exec, attach, port-forward)';
   return {
     Exec: pendingUnary(ctx, s, 'Exec', stream, command),
@@ -65,6 +63,5 @@ export function pendingRuntimeHandlers(ctx: CriContext): {
     PortForward: pendingUnary(ctx, s, 'PortForward', stream, sandboxId),
     UpdateRuntimeConfig: pendingUnary(ctx, s, 'UpdateRuntimeConfig', 'pod networking'),
     CheckpointContainer: pendingUnary(ctx, s, 'CheckpointContainer', 'checkpointing', containerId),
-    UpdatePodSandboxResources: pendingUnary(ctx, s, 'UpdatePodSandboxResources', pods, sandboxId),
   };
 }

@@ -22,6 +22,7 @@ import { runtimeConfig } from './runtime/runtime-config.js';
 import { status } from './runtime/status.js';
 import { version } from './runtime/version.js';
 import { updateContainerResources } from './runtime/update-container-resources.js';
+import { updatePodSandboxResources } from './runtime/update-pod-sandbox-resources.js';
 import { getContainerEvents } from './runtime/get-container-events.js';
 import { StatsReader } from '../container/stats.js';
 import { containerStats, listContainerStats, streamContainerStats } from './runtime/container-stats.js';
@@ -99,6 +100,7 @@ export function runtimeHandlers(ctx: CriContext): RuntimeServiceHandlers {
       streamPodSandboxMetrics(sandboxes, containers, stats),
     ),
     GetContainerEvents: serverStream(ctx, 'GetContainerEvents', getContainerEvents(ctx.containers.events)),
+    UpdatePodSandboxResources: unary(ctx, 'UpdatePodSandboxResources', updatePodSandboxResources(sandboxes)),
     ...pendingRuntimeHandlers(ctx),
   };
 }

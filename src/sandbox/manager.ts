@@ -25,9 +25,16 @@ import {
   type StoredContainer,
 } from '../container/manager.js';
 import { seccompForContainer } from '../container/seccomp.js';
-import { buildContainerSpec, buildInfraSpec } from '../container/spec.js';
+import { buildContainerSpec, buildInfraSpec, containerResources } from '../container/spec.js';
 import { hostDevices, resolveDevices } from '../container/devices.js';
-import type { ContainerSpecInput, MountInput, PodContext, ResourceFacts } from '../container/spec-types.js';
+import { applyPodLimits, podCgroupPath, podLimits } from './pod-cgroup.js';
+import type {
+  ContainerResourcesInput,
+  ContainerSpecInput,
+  MountInput,
+  PodContext,
+  ResourceFacts,
+} from '../container/spec-types.js';
 import { resolveUser } from '../container/user.js';
 import type { ImageService } from '../image/service.js';
 import type { Logger } from '../log/logger.js';
@@ -56,6 +63,8 @@ export interface SandboxSettings {
   apparmorEnabled?: boolean;
   /** What the node's cgroups can do, and crisp's pids and hugetlb settings. */
   resourceFacts?: ResourceFacts;
+  /** Where the cgroup hierarchies are mounted (default /sys/fs/cgroup). */
+  cgroupRoot?: string;
 }
 
 export interface RunPodInput {
@@ -516,6 +525,52 @@ export class SandboxManager {
       },
     });
     return created.config.id;
+  }
+
+  // --- resize --------------------------------------------------------------------------------
+
+  /**
+   * After kubelet resized a pod in place: checks the new resources as CreateContainer would,
+   * writes them plus the overhead to the pod's cgroup (kubelet's cgroup_parent), and records them
+   * in the pod's state. A pod without a cgroup parent has no cgroup of its own: only the record
+   * changes. Whatever fails before the cgroup write changes nothing.
+   */
+  async updateResources(
+    id: string,
+    resources: ContainerResourcesInput | undefined,
+    overhead: ContainerResourcesInput | undefined,
+    asReceived: JsonValue,
+  ): Promise<void> {
+    const sandbox = this.get(id);
+    const sid = sandbox.config.id;
+    const facts = this.settings.resourceFacts ?? {};
+    containerResources(resources, [], facts, 'resources');
+    containerResources(overhead, [], facts, 'overhead');
+    await this.locks.run(`pod:${sid}`, async () => {
+      const current = this.get(sid);
+      if (current.state.state !== 'ready') {
+        throw new FailedPreconditionError(
+          `pod sandbox "${sid}" is ${current.state.state}: only a ready pod's resources can be updated`,
+        );
+      }
+      if (current.config.cgroupParent !== '') {
+        await applyPodLimits(
+          this.settings.cgroupRoot ?? '/sys/fs/cgroup',
+          facts.cgroupV2 === true ? 2 : 1,
+          podCgroupPath(this.settings.cgroupDriver, current.config.cgroupParent),
+          podLimits(resources, overhead),
+        );
+      }
+      await this.deps.store.commit(
+        new StoreBatch().putSandboxState(sid, {
+          state: current.state.state,
+          ...(current.state.message === undefined ? {} : { message: current.state.message }),
+          resources: asReceived,
+          updatedAt: nowNs(),
+        }),
+      );
+    });
+    this.deps.log.info({ sandboxId: sid }, 'pod sandbox resources updated');
   }
 
   // --- stop and remove -------------------------------------------------------------------------

@@ -86,6 +86,8 @@ export const sandboxStateSchema = z
     state: z.enum(sandboxStates),
     /** What went wrong last, for the operator (e.g. a stop that failed part-way). */
     message: z.string().optional(),
+    /** The last UpdatePodSandboxResources request's resources and overhead, as received. */
+    resources: jsonValue.optional(),
     updatedAt: nanos,
   })
   .readonly();

@@ -4,7 +4,7 @@
  * UpdateContainerResources on a live container (also in ContainerStatus).
  */
 import assert from 'node:assert/strict';
-import { access } from 'node:fs/promises';
+import { access, readFile, readdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status as GrpcCode } from '@grpc/grpc-js';
@@ -33,12 +33,16 @@ describe('container resources', () => {
     v2 = await exists('/sys/fs/cgroup/cgroup.controllers');
   });
 
-  async function runPod() {
+  /** The cgroup parent of the resized pod; its directories are the test's own, removed after. */
+  const parent = `/crisp-e2e-resources-${process.pid}`;
+
+  async function runPod(cgroupParent = '') {
     const name = `res${++podCount}`;
     const config = {
       metadata: { name, namespace: 'e2e', uid: `uid-${name}`, attempt: 0 },
       hostname: name,
       log_directory: join(setup.dirs.base, 'logs', name),
+      ...(cgroupParent === '' ? {} : { linux: { cgroup_parent: cgroupParent } }),
     };
     const { pod_sandbox_id } = await cri.runtime.RunPodSandbox({ config }, 60_000);
     return { id: pod_sandbox_id, config };
@@ -148,6 +152,83 @@ describe('container resources', () => {
 
   after(async () => {
     await setup.teardown();
+    const roots = v2
+      ? ['/sys/fs/cgroup']
+      : (await readdir('/sys/fs/cgroup', { withFileTypes: true }))
+          .filter((d) => d.isDirectory())
+          .map((d) => join('/sys/fs/cgroup', d.name));
+    for (const root of roots) {
+      for (const dir of [join(root, parent, 'pod'), join(root, parent)]) {
+        await rmdir(dir).catch((err: unknown) => {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        });
+      }
+    }
+  });
+
+  it('writes a resized pod’s resources plus overhead to its cgroup', async () => {
+    const pod = await runPod(`${parent}/pod`);
+    const { container_id: id } = await create(pod, 'c', {});
+    await cri.runtime.StartContainer({ container_id: id });
+    const file = (controller: string, name: string) =>
+      v2
+        ? join('/sys/fs/cgroup', parent, 'pod', name)
+        : join('/sys/fs/cgroup', controller, parent, 'pod', name);
+    const read = async (controller: string, name: string) =>
+      (await readFile(file(controller, name), 'utf8')).trim();
+    const mib = (n: number) => String(n * 1024 * 1024);
+
+    await cri.runtime.UpdatePodSandboxResources({
+      pod_sandbox_id: pod.id,
+      resources: {
+        cpu_shares: '512',
+        cpu_quota: '50000',
+        cpu_period: '100000',
+        memory_limit_in_bytes: mib(256),
+      },
+      overhead: { cpu_shares: '10', memory_limit_in_bytes: mib(16) },
+    });
+    if (v2) {
+      assert.equal(await read('', 'memory.max'), mib(272));
+      assert.equal(await read('', 'cpu.max'), '50000 100000');
+    } else {
+      assert.equal(await read('memory', 'memory.limit_in_bytes'), mib(272));
+      assert.equal(await read('cpu', 'cpu.shares'), '522');
+      assert.equal(await read('cpu', 'cpu.cfs_quota_us'), '50000');
+    }
+    // The container runs inside the pod's cgroup, so the pod limit bounds it.
+    const cgroupLine = (await sh(id, 'cat /proc/self/cgroup')).out;
+    assert.match(cgroupLine, new RegExp(`${parent}/pod/`));
+
+    // Bad input changes nothing.
+    const bad = await rejection(
+      cri.runtime.UpdatePodSandboxResources({ pod_sandbox_id: pod.id, resources: { cpu_shares: '-5' } }),
+    );
+    assert.equal(bad.code, GrpcCode.INVALID_ARGUMENT, bad.details);
+    assert.match(bad.details, /resources\.cpu_shares.*-5/);
+    assert.equal(await read(v2 ? '' : 'memory', v2 ? 'memory.max' : 'memory.limit_in_bytes'), mib(272));
+    const unknown = await rejection(
+      cri.runtime.UpdatePodSandboxResources({
+        pod_sandbox_id: 'f'.repeat(64),
+        resources: { cpu_shares: '2' },
+      }),
+    );
+    assert.equal(unknown.code, GrpcCode.NOT_FOUND, unknown.details);
+
+    // A pod without a cgroup parent has no cgroup of its own: accepted, nothing to write.
+    const plain = await runPod();
+    await cri.runtime.UpdatePodSandboxResources({
+      pod_sandbox_id: plain.id,
+      resources: { cpu_shares: '256' },
+    });
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: plain.id }, 60_000);
+
+    await cri.runtime.StopPodSandbox({ pod_sandbox_id: pod.id }, 60_000);
+    const stopped = await rejection(
+      cri.runtime.UpdatePodSandboxResources({ pod_sandbox_id: pod.id, resources: { cpu_shares: '2' } }),
+    );
+    assert.equal(stopped.code, GrpcCode.FAILED_PRECONDITION, stopped.details);
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id }, 60_000);
   });
 
   it('changes a running container’s limits live and reports them', async () => {
