@@ -17,34 +17,15 @@
  * BENCH_EVENT_SECONDS (30: no new pod cycle starts after this), BENCH_EVENT_CLIENTS (4),
  * BENCH_EVENT_CALL_TIMEOUT_S (60: the limit on each RPC).
  */
-import { memoryOf, percentile } from './measure.js';
+import { BenchDaemon, Cleanup, Interrupts, removeAllPods } from './bench-daemon.js';
+import { benchClock, envInt, machineLine, memoryOf, message, mib, row, sum, type Row } from './measure.js';
 import { credentials, status as GrpcCode, type ServiceError } from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
-import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus, release } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { loadCriProto } from '../src/cri/proto.js';
 import type { ContainerEventResponse__Output } from '../src/generated/runtime/v1/ContainerEventResponse.js';
-import { runCommand } from '../src/util/command.js';
-import { connectCri, type CriClients } from '../test/e2e/harness/cri-client.js';
-import {
-  crispBin,
-  makeTestDirs,
-  removeTestDirs,
-  spawnCrisp,
-  writeTestConfig,
-  type RunningCrisp,
-  type TestDirs,
-} from '../test/e2e/harness/daemon.js';
-import { startRegistry, type TestRegistry } from '../test/e2e/harness/registry.js';
-import { busyboxImage } from '../test/e2e/harness/test-images.js';
-
-const envInt = (name: string, dflt: number): number => {
-  const v = Number(process.env[name] ?? dflt);
-  return Number.isSafeInteger(v) && v >= 0 ? v : dflt;
-};
 const PODS = Math.max(1, envInt('BENCH_EVENT_PODS', 50));
 const SECONDS = envInt('BENCH_EVENT_SECONDS', 30);
 const CLIENTS = Math.max(1, envInt('BENCH_EVENT_CLIENTS', 4));
@@ -246,67 +227,10 @@ function startClientThread(data: ClientThreadData): {
 
 // --- The churn and the report (main thread) --------------------------------------------------
 
-interface Row {
-  name: string;
-  n: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
-  note: string;
-}
-
-function row(name: string, samples: number[], note = ''): Row {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return {
-    name,
-    n: sorted.length,
-    p50: percentile(sorted, 50),
-    p95: percentile(sorted, 95),
-    p99: percentile(sorted, 99),
-    max: sorted[sorted.length - 1] ?? Number.NaN,
-    note,
-  };
-}
-
-const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
-const mib = (x: number): string => x.toFixed(1);
 const sleep = (msDelay: number): Promise<void> => new Promise((r) => setTimeout(r, msDelay));
-const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-
-async function versionOf(file: string, args: string[]): Promise<string> {
-  try {
-    const { stdout } = await runCommand(file, args);
-    return (stdout.split('\n')[0] ?? '').trim();
-  } catch {
-    return `${basename(file)} ?`;
-  }
-}
-
-/** Processes whose argv mentions `dir`, and mounts at or below it: what a run may leave. */
-async function leftoversUnder(dir: string): Promise<{ processes: string[]; mounts: string[] }> {
-  const processes: string[] = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const cmd = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
-    if (cmd.includes(dir)) processes.push(`${name} ${cmd.split('\0').join(' ').slice(0, 120)}`);
-  }
-  const mounts = (await readFile('/proc/self/mountinfo', 'utf8'))
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
-    .filter((m) => m === dir || m.startsWith(`${dir}/`));
-  return { processes, mounts };
-}
-
-let interrupted = false;
 
 async function main(): Promise<void> {
-  const benchStarted = performance.now();
-  const elapsed = (): number => performance.now() - benchStarted;
-  /** Progress on stderr, so a long run shows where it is; the report goes to stdout. */
-  const progress = (what: string): void => {
-    process.stderr.write(`[bench events ${(elapsed() / 1000).toFixed(1)} s] ${what}\n`);
-  };
+  const { elapsed, progress } = benchClock('events');
   const notes: string[] = [];
   const createdIds = new Set<string>();
   const latency = Object.fromEntries(OPS.map((op) => [op, [] as number[]])) as Record<Op, number[]>;
@@ -321,47 +245,14 @@ async function main(): Promise<void> {
   let memBefore: { rssMiB: number; peakMiB: number } | undefined;
   let memAfter: { rssMiB: number; peakMiB: number } | undefined;
 
-  let dirs: TestDirs | undefined;
-  let registry: TestRegistry | undefined;
-  let crisp: RunningCrisp | undefined;
-  let cri: CriClients | undefined;
+  const daemon = new BenchDaemon();
   let clientThreadHandle: ReturnType<typeof startClientThread> | undefined;
   let failure: unknown;
-
-  const onSignal = (): void => {
-    interrupted = true;
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const interrupts = new Interrupts();
 
   try {
-    dirs = await makeTestDirs('crisp-bench-events-');
-    const d = dirs;
-    registry = await startRegistry();
-    await registry.push('bench/busybox', '1', await busyboxImage());
-    const image = `${registry.host}/bench/busybox:1`;
-    const logDir = join(d.base, 'logs');
-    const registriesConf = join(d.base, 'registries.conf');
-    await writeFile(registriesConf, `[[registry]]\nlocation = "${registry.host}"\ninsecure = true\n`);
-    // Debug logging would measure the logger; bench at the default level.
-    await writeTestConfig(d, {
-      logLevel: 'info',
-      extraToml: `[image]\nregistries_config = ${JSON.stringify(registriesConf)}`,
-    });
-    // A spawn failure (no bin/crisp) becomes an error here, not an unheard 'error' event.
-    const spawned = spawnCrisp(d);
-    crisp = spawned;
-    const spawnFailed = new Promise<never>((_, reject) => {
-      spawned.child.once('error', (err) => {
-        reject(new Error(`cannot start ${crispBin}: ${err.message}`));
-      });
-    });
-    spawnFailed.catch(() => undefined);
-    await Promise.race([spawned.ready(), spawnFailed]);
+    const { dirs, crisp, cri: c, image, logDir } = await daemon.start('crisp-bench-events-', CALL_TIMEOUT_MS);
     const daemonPid = crisp.pid;
-    cri = await connectCri(d.socket);
-    const c = cri;
-    await c.image.PullImage({ image: { image } }, CALL_TIMEOUT_MS);
     progress('daemon ready, busybox pulled');
 
     /** One RPC, bounded by CALL_TIMEOUT_MS; its latency counted when `counted` and it succeeds. */
@@ -436,7 +327,7 @@ async function main(): Promise<void> {
     };
 
     // --- 1. Connect the event clients; an uncounted pod cycle shows they are subscribed. -----
-    clientThreadHandle = startClientThread({ socket: d.socket, clients: CLIENTS });
+    clientThreadHandle = startClientThread({ socket: dirs.socket, clients: CLIENTS });
     const ct = clientThreadHandle;
     await ct.ready;
     /** Waits until no client's count has moved for `quietMs` (and, if given, all reach `atLeast`). */
@@ -484,7 +375,7 @@ async function main(): Promise<void> {
       await Promise.all(
         Array.from({ length: PODS }, async (_, w) => {
           let failedInRow = 0;
-          for (let i = 0; !interrupted && performance.now() < deadline; i++) {
+          for (let i = 0; !interrupts.interrupted && performance.now() < deadline; i++) {
             try {
               await podCycle(`ev${w}-${i}`, true);
               cycles += 1;
@@ -520,67 +411,24 @@ async function main(): Promise<void> {
     failure = err;
   } finally {
     progress('cleaning up');
-    const cleanupErrors: string[] = [];
-    const step = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
-      try {
-        await fn();
-      } catch (err) {
-        cleanupErrors.push(`${what}: ${message(err)}`);
-      }
-    };
+    const cleanup = new Cleanup();
     if (clientThreadHandle !== undefined) {
       const h = clientThreadHandle;
-      await step('stop event clients', () => h.terminate());
+      await cleanup.step('stop event clients', () => h.terminate());
     }
-    const c = cri;
-    if (c !== undefined && crisp?.child.pid !== undefined && crisp.child.exitCode === null) {
+    const c = daemon.liveCri;
+    if (c !== undefined) {
       // Whatever a failed or timed-out cycle left behind.
-      await step('remove leftover pods', async () => {
-        const pods = (await c.runtime.ListPodSandbox({})).items;
-        if (pods.length > 0) notes.push(`${pods.length} pods were left at the end; removed`);
-        for (const p of pods) {
-          await step(`remove pod ${p.id}`, async () => {
-            await c.runtime.StopPodSandbox({ pod_sandbox_id: p.id }, CALL_TIMEOUT_MS);
-            await c.runtime.RemovePodSandbox({ pod_sandbox_id: p.id }, CALL_TIMEOUT_MS);
-          });
-        }
+      await cleanup.step('remove leftover pods', async () => {
+        const removed = await removeAllPods(c, cleanup, CALL_TIMEOUT_MS);
+        if (removed > 0) notes.push(`${removed} pods were left at the end; removed`);
         const left = (await c.runtime.ListPodSandbox({})).items.length;
         const ctrs = (await c.runtime.ListContainers({})).containers.length;
-        if (left + ctrs > 0) cleanupErrors.push(`${left} pods and ${ctrs} containers still listed`);
+        if (left + ctrs > 0) cleanup.errors.push(`${left} pods and ${ctrs} containers still listed`);
       });
     }
-    c?.close();
-    const cr = crisp;
-    // A child that never started has no pid and never emits 'exit': nothing to stop.
-    if (cr?.child.pid !== undefined) await step('stop crisp', () => cr.stop());
-    const reg = registry;
-    if (reg !== undefined) await step('stop registry', () => reg.stop());
-    const ds = dirs;
-    if (ds !== undefined) {
-      await step('remove temp dirs', () => removeTestDirs(ds));
-      await step('check leftovers', async () => {
-        const left = await leftoversUnder(ds.base);
-        if (left.processes.length > 0) cleanupErrors.push(`processes left: ${left.processes.join('; ')}`);
-        if (left.mounts.length > 0) cleanupErrors.push(`mounts left: ${left.mounts.join(', ')}`);
-        const controllers = await readdir('/sys/fs/cgroup').catch(() => [] as string[]);
-        const cgroups: string[] = [];
-        for (const ctl of ['', ...controllers]) {
-          for (const id of createdIds) {
-            const path = join('/sys/fs/cgroup', ctl, 'crisp', id);
-            if (
-              await stat(path).then(
-                () => true,
-                () => false,
-              )
-            )
-              cgroups.push(path);
-          }
-        }
-        if (cgroups.length > 0) cleanupErrors.push(`cgroups left: ${cgroups.join(', ')}`);
-      });
-    }
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    await daemon.stop(cleanup, { createdIds });
+    interrupts.release();
 
     await report({
       cycles,
@@ -595,16 +443,7 @@ async function main(): Promise<void> {
       notes,
       totalMs: elapsed(),
     });
-    if (cleanupErrors.length > 0) {
-      console.log(`cleanup problems:\n  ${cleanupErrors.join('\n  ')}`);
-      process.exitCode = 1;
-    } else {
-      console.log('cleanup: all pods removed, no process, mount or cgroup of this run left');
-    }
-    if (failure !== undefined) {
-      console.error('bench failed:', failure);
-      process.exitCode = 1;
-    }
+    cleanup.print(failure);
   }
 }
 
@@ -621,10 +460,7 @@ async function report(r: {
   notes: string[];
   totalMs: number;
 }): Promise<void> {
-  const cores = cpus();
-  console.log(
-    `crisp events bench — node ${process.version}, ${availableParallelism()} cores (${cores[0]?.model.trim() ?? '?'}), linux ${release()}, ${await versionOf('runc', ['--version'])}, ${await versionOf('conmon', ['--version'])}`,
-  );
+  console.log(await machineLine('events'));
   const secs = r.churnMs / 1000;
   const perS = (n: number): string => (n / secs).toFixed(1);
   const f = (x: number): string => x.toFixed(2).padStart(10);

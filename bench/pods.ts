@@ -13,28 +13,11 @@
  * torn down at a time in the scale steps), BENCH_BUDGET_S (200: the 5-per-pod step is skipped
  * when its estimate would take the run past this).
  */
-import { memoryOf, percentile } from './measure.js';
-import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus, release } from 'node:os';
+import { BenchDaemon, Cleanup, Interrupts, processes, removeAllPods } from './bench-daemon.js';
+import { benchClock, envInt, machineLine, memoryOf, mib, percentile, row, sum, type Row } from './measure.js';
+import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { runCommand } from '../src/util/command.js';
-import { connectCri, type CriClients } from '../test/e2e/harness/cri-client.js';
-import {
-  crispBin,
-  makeTestDirs,
-  removeTestDirs,
-  spawnCrisp,
-  writeTestConfig,
-  type RunningCrisp,
-  type TestDirs,
-} from '../test/e2e/harness/daemon.js';
-import { startRegistry, type TestRegistry } from '../test/e2e/harness/registry.js';
-import { busyboxImage } from '../test/e2e/harness/test-images.js';
 
-const envInt = (name: string, dflt: number): number => {
-  const v = Number(process.env[name] ?? dflt);
-  return Number.isSafeInteger(v) && v >= 0 ? v : dflt;
-};
 const LIFECYCLE_PODS = envInt('BENCH_LIFECYCLE_PODS', 20);
 const EXECS_PER_CONTAINER = envInt('BENCH_EXECS_PER_CONTAINER', 5);
 const SCALE_PODS = envInt('BENCH_SCALE_PODS', 100);
@@ -45,50 +28,7 @@ const BUDGET_MS = envInt('BENCH_BUDGET_S', 200) * 1000;
 const SETUP_CONCURRENCY = Math.max(1, envInt('BENCH_CONCURRENCY', 4));
 const CALL_TIMEOUT_MS = 120_000;
 
-interface Row {
-  operation: string;
-  n: number;
-  p50: number;
-  p95: number;
-  max: number;
-  note: string;
-}
-
-function row(operation: string, samples: number[], note = ''): Row {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return {
-    operation,
-    n: sorted.length,
-    p50: percentile(sorted, 50),
-    p95: percentile(sorted, 95),
-    max: sorted[sorted.length - 1] ?? Number.NaN,
-    note,
-  };
-}
-
-/** VmRSS and VmHWM of a process in MiB (NaN when it is gone). */
-/** Every process's argv (those that vanish while reading are skipped). */
-async function processes(): Promise<{ pid: number; argv: string[] }[]> {
-  const out: { pid: number; argv: string[] }[] = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const cmd = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
-    if (cmd !== '') out.push({ pid: Number(name), argv: cmd.split('\0').filter((a) => a !== '') });
-  }
-  return out;
-}
-
-async function mountsUnder(dir: string): Promise<string[]> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  return info
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
-    .filter((m) => m === dir || m.startsWith(`${dir}/`));
-}
-
-const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 const ms = (x: number): string => x.toFixed(1);
-const mib = (x: number): string => x.toFixed(1);
 
 /** Runs `fn` over `items`, `concurrency` at a time. */
 async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -101,20 +41,6 @@ async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
 }
-
-async function versionOf(file: string, args: string[]): Promise<string> {
-  try {
-    const { stdout } = await runCommand(file, args);
-    return (stdout.split('\n')[0] ?? '').trim();
-  } catch {
-    return `${basename(file)} ?`;
-  }
-}
-
-let interrupted = false;
-const checkInterrupted = (): void => {
-  if (interrupted) throw new Error('interrupted');
-};
 
 interface Pod {
   id: string;
@@ -132,12 +58,7 @@ function podConfigFor(name: string, logDir: string) {
 }
 
 async function main(): Promise<void> {
-  const benchStarted = performance.now();
-  const elapsed = (): number => performance.now() - benchStarted;
-  /** Progress on stderr, so a long run shows where it is; the report goes to stdout. */
-  const progress = (what: string): void => {
-    process.stderr.write(`[bench pods ${(elapsed() / 1000).toFixed(1)} s] ${what}\n`);
-  };
+  const { elapsed, progress } = benchClock('pods');
   const rows: Row[] = [];
   /** Calls made SETUP_CONCURRENCY at a time while setting up and tearing down: not clean latencies. */
   const loadRows: Row[] = [];
@@ -145,47 +66,13 @@ async function main(): Promise<void> {
   const createdIds = new Set<string>();
   const infraPids = new Set<number>();
 
-  let dirs: TestDirs | undefined;
-  let registry: TestRegistry | undefined;
-  let crisp: RunningCrisp | undefined;
-  let cri: CriClients | undefined;
+  const daemon = new BenchDaemon();
   let failure: unknown;
-
-  const onSignal = (): void => {
-    interrupted = true;
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const interrupts = new Interrupts();
 
   try {
-    dirs = await makeTestDirs('crisp-bench-pods-');
-    const d = dirs;
-    registry = await startRegistry();
-    await registry.push('bench/busybox', '1', await busyboxImage());
-    const image = `${registry.host}/bench/busybox:1`;
-    const logDir = join(d.base, 'logs');
-    const registriesConf = join(d.base, 'registries.conf');
-    await writeFile(registriesConf, `[[registry]]\nlocation = "${registry.host}"\ninsecure = true\n`);
-    // Debug logging would measure the logger; bench at the default level.
-    await writeTestConfig(d, {
-      logLevel: 'info',
-      extraToml: `[image]\nregistries_config = ${JSON.stringify(registriesConf)}`,
-    });
-    // startCrisp, but a spawn failure (no bin/crisp) becomes an error here, not an 'error' event
-    // nobody listens to, which would end the process before the cleanup.
-    const spawned = spawnCrisp(d);
-    crisp = spawned;
-    const spawnFailed = new Promise<never>((_, reject) => {
-      spawned.child.once('error', (err) => {
-        reject(new Error(`cannot start ${crispBin}: ${err.message}`));
-      });
-    });
-    spawnFailed.catch(() => undefined);
-    await Promise.race([spawned.ready(), spawnFailed]);
+    const { dirs, crisp, cri: c, image, logDir } = await daemon.start('crisp-bench-pods-', CALL_TIMEOUT_MS);
     const daemonPid = crisp.pid;
-    cri = await connectCri(d.socket);
-    const c = cri;
-    await c.image.PullImage({ image: { image } }, CALL_TIMEOUT_MS);
 
     let podCount = 0;
     const runPod = async (prefix: string): Promise<{ pod: Pod; ms: number }> => {
@@ -260,7 +147,7 @@ async function main(): Promise<void> {
     };
     // One uncounted round first: the first pod pays for lazy one-time work.
     for (let round = 0; round <= LIFECYCLE_PODS; round++) {
-      checkInterrupted();
+      interrupts.check();
       const counted = round > 0;
       const { pod, ms: runMs } = await runPod('life');
       const { id, ms: createMs } = await createContainer(pod, 'app', ['sleep', '1000']);
@@ -316,7 +203,7 @@ async function main(): Promise<void> {
         for (let i = 0; i < 50; i++) await fn(); // warm-up
         const samples: number[] = [];
         for (let i = 0; i < LIST_CALLS; i++) {
-          if (i % 100 === 0) checkInterrupted();
+          if (i % 100 === 0) interrupts.check();
           const t = performance.now();
           const n = await fn();
           samples.push(performance.now() - t);
@@ -343,7 +230,7 @@ async function main(): Promise<void> {
       Array.from({ length: SCALE_PODS }, (_, i) => i),
       SETUP_CONCURRENCY,
       async () => {
-        checkInterrupted();
+        interrupts.check();
         const { pod, ms: runMs } = await runPod('scale');
         scalePods.push(pod);
         const { id, ms: createMs } = await createContainer(pod, 'app', ['sleep', '1000']);
@@ -381,7 +268,7 @@ async function main(): Promise<void> {
       }
     }
     const conmons = (await processes()).filter(
-      (p) => basename(p.argv[0] ?? '') === 'conmon' && p.argv.some((a) => a.includes(d.run)),
+      (p) => basename(p.argv[0] ?? '') === 'conmon' && p.argv.some((a) => a.includes(dirs.run)),
     );
     const conmonRss = { infra: [] as number[], app: [] as number[] };
     for (const p of conmons) {
@@ -436,7 +323,7 @@ async function main(): Promise<void> {
         );
         const extraCreates: number[] = [];
         await pool(work, SETUP_CONCURRENCY, async ({ pod, name }) => {
-          checkInterrupted();
+          interrupts.check();
           extraCreates.push((await createContainer(pod, name, ['sleep', '1000'])).ms);
         });
         loadRows.push(row('CreateContainer', extraCreates, 'not started, into pods that have 1-4'));
@@ -477,72 +364,13 @@ async function main(): Promise<void> {
     failure = err;
   } finally {
     progress('cleaning up');
-    const cleanupErrors: string[] = [];
-    const step = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
-      try {
-        await fn();
-      } catch (err) {
-        cleanupErrors.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
-      }
-    };
-    const c = cri;
-    if (c !== undefined && crisp?.child.pid !== undefined && crisp.child.exitCode === null) {
-      await step('list pods', async () => {
-        for (const p of (await c.runtime.ListPodSandbox({})).items) {
-          await step(`remove pod ${p.id}`, async () => {
-            await c.runtime.StopPodSandbox({ pod_sandbox_id: p.id }, CALL_TIMEOUT_MS);
-            await c.runtime.RemovePodSandbox({ pod_sandbox_id: p.id }, CALL_TIMEOUT_MS);
-          });
-        }
-      });
-    }
-    c?.close();
-    const cr = crisp;
-    // A child that never started has no pid and never emits 'exit': nothing to stop.
-    if (cr?.child.pid !== undefined) await step('stop crisp', () => cr.stop());
-    const reg = registry;
-    if (reg !== undefined) await step('stop registry', () => reg.stop());
-    const ds = dirs;
-    if (ds !== undefined) {
-      await step('remove temp dirs', () => removeTestDirs(ds));
-      // What is left of this run: processes, mounts, cgroups.
-      await step('check leftovers', async () => {
-        const procs = (await processes()).filter(
-          (p) => p.argv.some((a) => a.includes(ds.base)) || infraPids.has(p.pid),
-        );
-        const live = [];
-        for (const p of procs) {
-          // A recorded pause pid may have been reused by something else since.
-          if (infraPids.has(p.pid) && !(p.argv[0] ?? '').includes('catatonit')) continue;
-          live.push(`${p.pid} ${p.argv.join(' ').slice(0, 120)}`);
-        }
-        if (live.length > 0) cleanupErrors.push(`processes left: ${live.join('; ')}`);
-        const mounts = await mountsUnder(ds.base);
-        if (mounts.length > 0) cleanupErrors.push(`mounts left: ${mounts.join(', ')}`);
-        const cgroups: string[] = [];
-        const controllers = await readdir('/sys/fs/cgroup').catch(() => [] as string[]);
-        for (const ctl of ['', ...controllers]) {
-          for (const id of createdIds) {
-            const path = join('/sys/fs/cgroup', ctl, 'crisp', id);
-            if (
-              await stat(path).then(
-                () => true,
-                () => false,
-              )
-            )
-              cgroups.push(path);
-          }
-        }
-        if (cgroups.length > 0) cleanupErrors.push(`cgroups left: ${cgroups.join(', ')}`);
-      });
-    }
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    const cleanup = new Cleanup();
+    const c = daemon.liveCri;
+    if (c !== undefined) await cleanup.step('list pods', () => removeAllPods(c, cleanup, CALL_TIMEOUT_MS));
+    await daemon.stop(cleanup, { createdIds, infraPids });
+    interrupts.release();
 
-    const cores = cpus();
-    console.log(
-      `crisp pods bench — node ${process.version}, ${availableParallelism()} cores (${cores[0]?.model.trim() ?? '?'}), linux ${release()}, ${await versionOf('runc', ['--version'])}, ${await versionOf('conmon', ['--version'])}`,
-    );
+    console.log(await machineLine('pods'));
     console.log('latency in ms, over the unix socket, one call at a time');
     console.log(
       `${'operation'.padEnd(40)}${'n'.padStart(6)}${'p50'.padStart(10)}${'p95'.padStart(10)}${'max'.padStart(10)}  note`,
@@ -550,7 +378,7 @@ async function main(): Promise<void> {
     const f = (x: number): string => x.toFixed(2).padStart(10);
     const print = (r: Row): void => {
       console.log(
-        `${r.operation.padEnd(40)}${String(r.n).padStart(6)}${f(r.p50)}${f(r.p95)}${f(r.max)}  ${r.note}`,
+        `${r.name.padEnd(40)}${String(r.n).padStart(6)}${f(r.p50)}${f(r.p95)}${f(r.max)}  ${r.note}`,
       );
     };
     rows.forEach(print);
@@ -560,16 +388,7 @@ async function main(): Promise<void> {
     }
     for (const n of notes) console.log(n);
     console.log(`total run time: ${(elapsed() / 1000).toFixed(1)} s`);
-    if (cleanupErrors.length > 0) {
-      console.log(`cleanup problems:\n  ${cleanupErrors.join('\n  ')}`);
-      process.exitCode = 1;
-    } else {
-      console.log('cleanup: all pods removed, no process, mount or cgroup of this run left');
-    }
-    if (failure !== undefined) {
-      console.error('bench failed:', failure);
-      process.exitCode = 1;
-    }
+    cleanup.print(failure);
   }
 }
 

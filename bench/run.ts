@@ -3,24 +3,18 @@
  * latency percentiles and memory for the operations crisp implements. A report, not a test:
  * nothing here fails on a time.
  */
-import { memoryOf, percentile } from './measure.js';
+import { writeBenchConfig } from './bench-daemon.js';
+import { memoryOf, percentiles, sum, type Percentiles } from './measure.js';
 import { connectCri, type CriClients } from '../test/e2e/harness/cri-client.js';
-import { makeTestDirs, removeTestDirs, spawnCrisp, writeTestConfig } from '../test/e2e/harness/daemon.js';
+import { makeTestDirs, removeTestDirs, spawnCrisp } from '../test/e2e/harness/daemon.js';
 import { startRegistry } from '../test/e2e/harness/registry.js';
 import { bigImage, busyboxImage } from '../test/e2e/harness/test-images.js';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 2000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 
-interface Row {
+interface Row extends Percentiles {
   operation: string;
-  n: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
   perSecond: number;
 }
 
@@ -39,14 +33,9 @@ async function measure(operation: string, concurrency: number, fn: () => Promise
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   const elapsed = (performance.now() - started) / 1000;
-  samples.sort((a, b) => a - b);
   return {
     operation: concurrency > 1 ? `${operation} x${concurrency}` : operation,
-    n: samples.length,
-    p50: percentile(samples, 50),
-    p90: percentile(samples, 90),
-    p99: percentile(samples, 99),
-    max: samples[samples.length - 1] ?? Number.NaN,
+    ...percentiles(samples),
     perSecond: samples.length / elapsed,
   };
 }
@@ -57,13 +46,7 @@ async function main(): Promise<void> {
   const big = await bigImage(200, 4);
   await registry.push('bench/big', '1', big);
   await registry.push('bench/busybox', '1', await busyboxImage());
-  const registriesConf = join(dirs.base, 'registries.conf');
-  await writeFile(registriesConf, `[[registry]]\nlocation = "${registry.host}"\ninsecure = true\n`);
-  // Debug logging would measure the logger; bench at the default level.
-  await writeTestConfig(dirs, {
-    logLevel: 'info',
-    extraToml: `[image]\nregistries_config = ${JSON.stringify(registriesConf)}`,
-  });
+  await writeBenchConfig(dirs, registry.host);
 
   const t0 = performance.now();
   const crisp = spawnCrisp(dirs);
@@ -101,16 +84,7 @@ async function main(): Promise<void> {
         await c.image.PullImage({ image: { image: ref } }, 600_000);
         samples.push(performance.now() - t);
       }
-      samples.sort((a, b) => a - b);
-      return {
-        operation: name,
-        n: runs,
-        p50: percentile(samples, 50),
-        p90: percentile(samples, 90),
-        p99: percentile(samples, 99),
-        max: samples[samples.length - 1] ?? Number.NaN,
-        perSecond: runs / (samples.reduce((a, b) => a + b, 0) / 1000),
-      };
+      return { operation: name, ...percentiles(samples), perSecond: runs / (sum(samples) / 1000) };
     };
     rows.push(await coldPulls('PullImage busybox cold', small, 20));
     const beforeBig = await memoryOf(crisp.pid);
