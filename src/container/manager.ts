@@ -38,7 +38,13 @@ import { isActive, requireState, type ContainerState } from './state.js';
 import { containerResources } from './spec.js';
 import type { ContainerResourcesInput, ResourceFacts } from './spec-types.js';
 import { ContainerEventBus } from './events.js';
-import { mountRootfs, removeRootfsStorage, unmountRootfs } from './rootfs.js';
+import {
+  mountImageVolume,
+  mountRootfs,
+  removeRootfsStorage,
+  unmountImageVolumes,
+  unmountRootfs,
+} from './rootfs.js';
 
 export type { StoredContainer } from '../store/state-store.js';
 
@@ -100,6 +106,8 @@ export interface SpecContext {
   id: string;
   rootfs: string;
   image: StoredImage;
+  /** The mounted image volumes (CreateRequest.imageVolumes), in the same order. */
+  imageVolumes: string[];
 }
 
 export interface CreateRequest {
@@ -127,6 +135,11 @@ export interface CreateRequest {
   infraContainerId?: string;
   /** The request's stop signal (CRI ContainerConfig.stop_signal); else the image's, else SIGTERM. */
   stopSignal?: string;
+  /**
+   * Images to mount read-only for the container (CRI Mount.image), by volume index; `field`
+   * names the request field in errors. They must have been pulled.
+   */
+  imageVolumes?: readonly { image: string; field: string }[];
 }
 
 export interface ExecSyncResult {
@@ -317,6 +330,17 @@ export class ContainerManager {
     if (!image) {
       throw new NotFoundError('image', req.image, { hint: `pull it first (crictl pull ${req.image})` });
     }
+    const volumeImages = await Promise.all(
+      (req.imageVolumes ?? []).map(async (v) => {
+        const found = await images.resolve(v.image);
+        if (!found) {
+          throw new NotFoundError('image', v.image, {
+            hint: `${v.field} names an image volume that is not on this node; pull it first (crictl pull ${v.image})`,
+          });
+        }
+        return found;
+      }),
+    );
     const runtime = this.runtimeFor(req.runtimeHandler);
     const id = randomBytes(32).toString('hex');
     const createdAt = nowNs();
@@ -332,6 +356,7 @@ export class ContainerManager {
       annotations: req.annotations,
       logPath: req.logPath,
       mounts: req.mounts,
+      ...(volumeImages.length > 0 ? { imageVolumes: volumeImages.map((i) => i.id) } : {}),
       tty: req.tty,
       stdin: req.stdin,
       stdinOnce: req.stdinOnce,
@@ -348,7 +373,9 @@ export class ContainerManager {
         .putName(req.nameKey, { kind: 'container', id }),
     );
     try {
-      await this.locks.run(`container:${id}`, () => this.initContainer(id, req, image, runtime));
+      await this.locks.run(`container:${id}`, () =>
+        this.initContainer(id, req, image, volumeImages, runtime),
+      );
     } catch (err) {
       if (req.kind === 'app' && isProcessStartError(err)) {
         // The image lacks the command (or it cannot be executed): as Kubernetes runtimes do,
@@ -373,6 +400,7 @@ export class ContainerManager {
     id: string,
     req: Pick<CreateRequest, 'buildSpec' | 'logPath' | 'name' | 'tty' | 'stdin' | 'stdinOnce'>,
     image: StoredImage,
+    volumeImages: readonly StoredImage[],
     runtime: { runc: Runc; path: string },
   ): Promise<void> {
     const bundle = this.bundleDir(id);
@@ -385,8 +413,9 @@ export class ContainerManager {
         target: this.rootfsDir(id),
       }),
     );
+    const imageVolumes = await this.mountImageVolumes(id, volumeImages);
     const user = await timed(obs, 'spec', async () => {
-      const spec = await req.buildSpec({ id, rootfs: this.rootfsDir(id), image });
+      const spec = await req.buildSpec({ id, rootfs: this.rootfsDir(id), image, imageVolumes });
       await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
       return userOf(spec);
     });
@@ -410,11 +439,27 @@ export class ContainerManager {
     this.events.transitioned(current.config, prev.state, patch.state);
   }
 
+  /** Mounts the container's image volumes; returns their mount points by index. */
+  private async mountImageVolumes(id: string, volumeImages: readonly StoredImage[]): Promise<string[]> {
+    const { images } = this.deps;
+    const points: string[] = [];
+    for (const [i, img] of volumeImages.entries()) {
+      points.push(await mountImageVolume(images.layerDirs(img), images.layersRoot, this.containerDir(id), i));
+    }
+    return points;
+  }
+
+  /** Unmounts the rootfs and the image volumes (tolerating what is not mounted). */
+  private async unmountAll(id: string): Promise<void> {
+    await unmountRootfs(this.rootfsDir(id));
+    await unmountImageVolumes(this.containerDir(id));
+  }
+
   /** A container whose process could not be started: cleaned up, EXITED with StartError. */
   private async recordStartError(id: string, err: CommandError): Promise<void> {
     const c = this.deps.store.getContainer(id);
     if (c) await this.runtimeFor(this.handlerOf(c)).runc.delete(id, true);
-    await unmountRootfs(this.rootfsDir(id));
+    await this.unmountAll(id);
     const now = nowNs();
     await this.transition(id, {
       state: 'exited',
@@ -465,6 +510,17 @@ export class ContainerManager {
       containerDir: this.containerDir(id),
       target: this.rootfsDir(id),
     });
+    const volumeImages = await Promise.all(
+      (c.config.imageVolumes ?? []).map(async (ref) => {
+        const found = await this.deps.images.resolve(ref);
+        if (!found)
+          throw new NotFoundError('image', ref, {
+            hint: 'an image volume of the container was removed; pull it again',
+          });
+        return found;
+      }),
+    );
+    await this.mountImageVolumes(id, volumeImages);
     await rm(join(this.settings.exitsDir, id), { force: true });
     await rm(join(this.persistDir(id), 'oom'), { force: true });
     await rm(join(this.persistDir(id), 'exit'), { force: true });
@@ -473,7 +529,7 @@ export class ContainerManager {
       spawned = await this.spawn(id, c.config, runtime);
     } catch (err) {
       if (isProcessStartError(err)) await this.recordStartError(id, err);
-      else await unmountRootfs(this.rootfsDir(id));
+      else await this.unmountAll(id);
       throw err;
     }
     await this.transition(id, {
@@ -614,7 +670,7 @@ export class ContainerManager {
     if (!c) return;
     const runtime = this.runtimeFor(this.handlerOf(c));
     await runtime.runc.delete(id, true);
-    await unmountRootfs(this.rootfsDir(id));
+    await this.unmountAll(id);
     if (c.state.state !== 'exited') {
       await this.transition(id, { state: 'exited', pid: undefined });
     }
@@ -714,7 +770,7 @@ export class ContainerManager {
       const { runc } = this.runtimeFor(this.handlerOf(c));
       await runc.delete(id, true);
     }
-    await unmountRootfs(this.rootfsDir(id));
+    await this.unmountAll(id);
     await rm(this.bundleDir(id), { recursive: true, force: true });
     await removeRootfsStorage(this.containerDir(id));
     await rm(join(this.settings.exitsDir, id), { force: true });

@@ -5,7 +5,7 @@
  * mount(2)); lowerdir paths are given relative to the layer store, with mount's cwd there, so
  * that deep images still fit the kernel's one-page option limit.
  */
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { CommandError } from '../errors.js';
 import { CommandFailure, runCommand } from '../util/command.js';
@@ -63,4 +63,34 @@ export async function unmountRootfs(target: string): Promise<void> {
 /** Removes the container's upper and work dirs (after unmount). */
 export async function removeRootfsStorage(containerDir: string): Promise<void> {
   await rm(containerDir, { recursive: true, force: true });
+}
+
+/**
+ * Image volumes (CRI Mount.image): another image's layers as a read-only overlay at
+ * `<containerDir>/image-volumes/<index>`, bound into the container from there. An empty directory
+ * is the bottom layer, since overlayfs needs two lower layers when there is no upper one.
+ * Returns the mount point.
+ */
+export async function mountImageVolume(
+  layerDirs: string[],
+  layersRoot: string,
+  containerDir: string,
+  index: number,
+): Promise<string> {
+  const base = join(containerDir, 'image-volumes');
+  const empty = join(base, 'empty');
+  const target = join(base, String(index));
+  await mkdir(empty, { recursive: true, mode: 0o755 });
+  await mkdir(target, { recursive: true, mode: 0o755 });
+  if (await isMounted(target)) return target;
+  const lower = [...layerDirs.map((d) => relative(layersRoot, d)), empty].join(':');
+  await run('mount', ['-t', 'overlay', 'overlay', '-o', `ro,lowerdir=${lower}`, target], layersRoot);
+  return target;
+}
+
+/** Unmounts every image volume of the container (tolerating none). */
+export async function unmountImageVolumes(containerDir: string): Promise<void> {
+  const base = join(containerDir, 'image-volumes');
+  const entries = await readdir(base).catch(() => [] as string[]);
+  for (const name of entries.filter((n) => /^\d+$/.test(n))) await unmountRootfs(join(base, name));
 }

@@ -44,6 +44,8 @@ export interface MountInput {
   readonly: boolean;
   /** private → rprivate; host-to-container → rslave; bidirectional → rshared. */
   propagation: MountPropagation;
+  /** More mount options (image volumes: nosuid, nodev, noexec). */
+  extraOptions?: readonly string[];
 }
 
 /** A CRI Device: a host device node (or a directory of them) for the container, see devices.ts. */

@@ -200,6 +200,30 @@ describe('buildContainerSpec', () => {
     );
   });
 
+  it('adds a mount’s extra options after its own', () => {
+    const spec = build(
+      container({
+        mounts: [
+          {
+            containerPath: '/vol',
+            hostPath: '/var/lib/crisp/containers/c/image-volumes/0',
+            readonly: true,
+            propagation: 'private',
+            extraOptions: ['nosuid', 'nodev', 'noexec'],
+          },
+        ],
+      }),
+    );
+    assert.deepEqual(spec.mounts.find((m) => m.destination === '/vol')?.options, [
+      'rbind',
+      'rprivate',
+      'ro',
+      'nosuid',
+      'nodev',
+      'noexec',
+    ]);
+  });
+
   it('mounts defaults, then CRI mounts and pod files sorted by depth', () => {
     const spec = build(
       container({

@@ -542,7 +542,7 @@ export function containerMounts(
       destination: m.containerPath,
       type: 'bind',
       source: m.hostPath,
-      options: ['rbind', PROPAGATION[m.propagation], m.readonly ? 'ro' : 'rw'],
+      options: ['rbind', PROPAGATION[m.propagation], m.readonly ? 'ro' : 'rw', ...(m.extraOptions ?? [])],
     })),
   ];
   return rootfsPropagation === undefined ? { mounts } : { mounts, rootfsPropagation };

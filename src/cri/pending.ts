@@ -46,11 +46,7 @@ const command = (r: { container_id: string; cmd: string[] }): void => {
 
 /** RuntimeService RPCs without an implementation yet; server.ts must provide every other one. */
 export type PendingRuntimeMethod =
-  | 'Exec'
-  | 'Attach'
-  | 'PortForward'
-  | 'UpdateRuntimeConfig'
-  | 'CheckpointContainer';
+  'Exec' | 'Attach' | 'PortForward' | 'UpdateRuntimeConfig' | 'CheckpointContainer';
 
 export function pendingRuntimeHandlers(ctx: CriContext): {
   [M in PendingRuntimeMethod]: RuntimeServiceHandlers[M];

@@ -372,11 +372,13 @@ export class ImageService {
         );
         return;
       }
-      const users = store.listContainers().filter((c) => c.config.imageRef === current.id);
+      const users = store
+        .listContainers()
+        .filter((c) => c.config.imageRef === current.id || c.config.imageVolumes?.includes(current.id));
       const firstUser = users[0];
       if (firstUser) {
         throw new FailedPreconditionError(
-          `image ${current.repoTags[0] ?? current.id} is used by ${users.length} container(s) (e.g. "${firstUser.config.id}"): remove them first`,
+          `image ${current.repoTags[0] ?? current.id} is used by ${users.length} container(s) (e.g. "${firstUser.config.id}"), as their image or an image volume: remove them first`,
         );
       }
       await store.commit(new StoreBatch().delImage(current.id));

@@ -8,12 +8,13 @@
  * idempotent; Remove leaves nothing behind.
  */
 import { randomBytes } from 'node:crypto';
-import { realpath } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, normalize, relative } from 'node:path';
 import {
   AlreadyExistsError,
   CanceledError,
   FailedPreconditionError,
+  InternalError,
   InvalidArgumentError,
   NotFoundError,
 } from '../errors.js';
@@ -35,7 +36,7 @@ import type {
   PodContext,
   ResourceFacts,
 } from '../container/spec-types.js';
-import { resolveUser } from '../container/user.js';
+import { resolveInRoot, resolveUser } from '../container/user.js';
 import type { ImageService } from '../image/service.js';
 import type { Logger } from '../log/logger.js';
 import type { NetnsManager } from '../netns/netns.js';
@@ -87,9 +88,22 @@ export interface RunPodInput {
   criConfig: JsonValue;
 }
 
+/** A CRI Mount with `image` set: another pulled image, mounted read-only (and noexec). */
+export interface ImageMountInput {
+  containerPath: string;
+  /** The image as the request names it (tag, digest or id). */
+  image: string;
+  /** A path inside the image to mount instead of its root ('' = the root). */
+  subPath: string;
+  /** The request field (`config.mounts[i]`), named in errors. */
+  field: string;
+}
+
 export interface CreateContainerInput {
   /** The request's stop signal; undefined = the image's (or SIGTERM). */
   stopSignal?: string;
+  /** Image volumes, mounted after the rootfs and bound in with the other mounts. */
+  imageMounts?: readonly ImageMountInput[];
   /** The container part of the spec input; the pod part comes from the sandbox. */
   spec: Omit<ContainerSpecInput, 'id' | 'sandboxId' | 'image'>;
   attempt: number;
@@ -120,6 +134,42 @@ async function resolveMountSources(mounts: readonly MountInput[]): Promise<Mount
           `"${m.hostPath}" does not exist on the node (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
         );
       }
+    }),
+  );
+}
+
+/**
+ * The bind mounts of mounted image volumes: the volume (or its sub path, symlinks resolved inside
+ * the image, never out of it), read-only, nosuid, nodev and noexec, as Kubernetes documents image
+ * volumes. A sub path the image lacks is an InvalidArgumentError naming it.
+ */
+async function imageVolumeMounts(
+  requested: readonly ImageMountInput[],
+  mounted: readonly string[],
+): Promise<MountInput[]> {
+  return Promise.all(
+    requested.map(async (m, i) => {
+      const root = mounted[i];
+      if (root === undefined) throw new InternalError(`image volume ${i} (${m.field}) was not mounted`);
+      let source = root;
+      if (m.subPath !== '') {
+        source = await resolveInRoot(root, m.subPath);
+        try {
+          await stat(source);
+        } catch {
+          throw new InvalidArgumentError(
+            `${m.field}.image_sub_path`,
+            `${JSON.stringify(m.subPath)} does not exist in image ${JSON.stringify(m.image)}`,
+          );
+        }
+      }
+      return {
+        containerPath: m.containerPath,
+        hostPath: source,
+        readonly: true,
+        propagation: 'private',
+        extraOptions: ['nosuid', 'nodev', 'noexec'],
+      };
     }),
   );
 }
@@ -460,6 +510,7 @@ export class SandboxManager {
     const pod = this.podContext(view.sandbox, view.infra);
     const logPath = this.logPathFor(view.sandbox, input.logPath);
     const mounts = await resolveMountSources(input.spec.mounts);
+    const imageMounts = input.imageMounts ?? [];
     const privileged = input.spec.linux.securityContext?.privileged === true;
     const devices = [
       ...(privileged ? await hostDevices() : []),
@@ -493,10 +544,11 @@ export class SandboxManager {
       criConfig: input.criConfig,
       infraContainerId: view.infra.config.id,
       ...(input.stopSignal === undefined ? {} : { stopSignal: input.stopSignal }),
-      buildSpec: async ({ id, rootfs, image }) => {
+      imageVolumes: imageMounts.map((m) => ({ image: m.image, field: `${m.field}.image` })),
+      buildSpec: async ({ id, rootfs, image, imageVolumes }) => {
         const specInput: ContainerSpecInput = {
           ...input.spec,
-          mounts,
+          mounts: [...mounts, ...(await imageVolumeMounts(imageMounts, imageVolumes))],
           id,
           sandboxId: sandbox.config.id,
           image: { id: image.id, ref: input.image, run: image.run },

@@ -138,6 +138,8 @@ export const containerConfigSchema = z
           .readonly(),
       )
       .readonly(),
+    /** Image ids mounted read-only as image volumes (CRI Mount.image), by volume index. */
+    imageVolumes: z.array(z.string()).readonly().optional(),
     tty: z.boolean(),
     stdin: z.boolean(),
     stdinOnce: z.boolean(),

@@ -1,7 +1,8 @@
 /**
  * Bind mounts as containers see them: read-only, and the three propagation modes — a mount made
  * on the host after the container started shows inside only with HOST_TO_CONTAINER (or
- * BIDIRECTIONAL), and a mount made inside shows on the host only with BIDIRECTIONAL.
+ * BIDIRECTIONAL), and a mount made inside shows on the host only with BIDIRECTIONAL. Image
+ * volumes (Mount.image): another image's files, read-only and noexec, whole or a sub path.
  */
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -12,6 +13,7 @@ import { status as GrpcCode } from '@grpc/grpc-js';
 import { runCommand } from '../../src/util/command.js';
 import { rejection, type CriClients } from './harness/cri-client.js';
 import { mountsUnder } from './harness/host.js';
+import { LAYERED_EXPECT, layeredImage } from './harness/test-images.js';
 import { startWithBusybox, type BusyboxSetup } from './harness/with-busybox.js';
 
 describe('bind mounts and propagation', () => {
@@ -142,5 +144,80 @@ describe('bind mounts and propagation', () => {
       'Status says so',
     );
     await cri.runtime.RemovePodSandbox({ pod_sandbox_id: p.id }, 60_000);
+  });
+
+  it('mounts another image read-only and noexec, whole or a sub path, and keeps it while used', async () => {
+    await setup.registry.push('library/layered', '1', await layeredImage());
+    const layered = `${setup.registry.host}/library/layered:1`;
+    await cri.image.PullImage({ image: { image: layered } }, 60_000);
+    const p = await pod('imgvol');
+    const create = (mounts: Record<string, unknown>[], name = 'vol') =>
+      cri.runtime.CreateContainer(
+        {
+          pod_sandbox_id: p.id,
+          config: {
+            metadata: { name },
+            image: { image: setup.image },
+            command: ['sleep', '1000'],
+            mounts,
+          },
+          sandbox_config: p.config,
+        },
+        60_000,
+      );
+    const { container_id: id } = await create([
+      { container_path: '/vol', image: { image: layered } },
+      { container_path: '/sub', image: { image: layered }, image_sub_path: 'data' },
+      // A symlink in the sub path resolves inside the image (/link → /data/keep), and `..`
+      // cannot climb out of it.
+      { container_path: '/keep', image: { image: layered }, image_sub_path: 'link' },
+      { container_path: '/esc', image: { image: layered }, image_sub_path: '../../..' },
+    ]);
+    await cri.runtime.StartContainer({ container_id: id }, 60_000);
+    assert.equal((await sh(id, 'cat /vol/data/keep')).out, LAYERED_EXPECT.files['/data/keep']);
+    assert.equal((await sh(id, 'test -e /vol/data/gone')).code, 1, 'whiteouts applied');
+    assert.equal((await sh(id, 'cat /sub/keep')).out, 'keep\n');
+    assert.equal((await sh(id, 'cat /keep')).out, 'keep\n');
+    assert.equal((await sh(id, 'cat /esc/data/keep')).out, 'keep\n', 'the image root, not the host');
+    const write = await sh(id, 'echo x > /vol/data/new');
+    assert.match(write.err, /Read-only file system/);
+    const exec = await sh(id, '/vol/bin/busybox true');
+    assert.notEqual(exec.code, 0, 'noexec');
+    assert.match(exec.err, /Permission denied/);
+
+    const inUse = await rejection(cri.image.RemoveImage({ image: { image: layered } }));
+    assert.equal(inUse.code, GrpcCode.FAILED_PRECONDITION, inUse.details);
+    assert.match(inUse.details, /image volume/);
+
+    // Restarted, the container gets its volume again.
+    await cri.runtime.StopContainer({ container_id: id, timeout: '0' }, 30_000);
+    await cri.runtime.StartContainer({ container_id: id }, 60_000);
+    assert.equal((await sh(id, 'cat /vol/data/keep')).out, 'keep\n');
+
+    // Bad input: a sub path the image lacks, an image the node lacks; nothing is created.
+    const missingSub = await rejection(
+      create([{ container_path: '/x', image: { image: layered }, image_sub_path: 'nope' }], 'bad1'),
+    );
+    assert.equal(missingSub.code, GrpcCode.INVALID_ARGUMENT, missingSub.details);
+    assert.match(missingSub.details, /mounts\[0\]\.image_sub_path.*"nope"/);
+    const notPulled = await rejection(
+      create([{ container_path: '/x', image: { image: `${setup.registry.host}/library/absent:1` } }], 'bad2'),
+    );
+    assert.equal(notPulled.code, GrpcCode.NOT_FOUND, notPulled.details);
+    assert.match(notPulled.details, /absent:1.*mounts\[0\]\.image/);
+    const listed = await cri.runtime.ListContainers({ filter: { pod_sandbox_id: p.id } });
+    assert.deepEqual(
+      listed.containers.map((c) => c.metadata?.name),
+      ['vol'],
+      'nothing created',
+    );
+
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: p.id }, 60_000);
+    assert.deepEqual(
+      (await mountsUnder(setup.dirs.root)).filter((m) => m.includes('image-volumes')),
+      [],
+      'no image volume left mounted',
+    );
+    await cri.image.RemoveImage({ image: { image: layered } });
   });
 });

@@ -13,15 +13,30 @@ import type {
 } from '../../container/spec-types.js';
 import type { UserRequest } from '../../container/user.js';
 import { InvalidArgumentError } from '../../errors.js';
-import type { SandboxManager } from '../../sandbox/manager.js';
+import type { ImageMountInput, SandboxManager } from '../../sandbox/manager.js';
 import type { JsonValue } from '../../sandbox/manager.js';
 import type { UnaryImpl } from '../handler.js';
 import { requireMessage, requireString } from '../validate.js';
 import { resourcesFromCri } from '../convert/resources.js';
 
-function mounts(list: Mount__Output[], privileged: boolean): MountInput[] {
-  return list.map((m, i) => {
+/**
+ * The request's mounts: host paths bound in (MountInput), and image volumes (Mount.image set,
+ * host_path ignored), which are always read-only.
+ */
+function mounts(
+  list: Mount__Output[],
+  privileged: boolean,
+): { mounts: MountInput[]; imageMounts: ImageMountInput[] } {
+  const hostMounts: MountInput[] = [];
+  const imageMounts: ImageMountInput[] = [];
+  list.forEach((m, i) => {
     const field = `config.mounts[${i}]`;
+    if (m.uidMappings.length > 0 || m.gidMappings.length > 0) {
+      throw new InvalidArgumentError(
+        `${field}.${m.uidMappings.length > 0 ? 'uidMappings' : 'gidMappings'}`,
+        'id-mapped mounts need user namespaces, which crisp does not offer on this node (the Status runtime handler features say so)',
+      );
+    }
     if (m.propagation === 'PROPAGATION_BIDIRECTIONAL' && !privileged) {
       throw new InvalidArgumentError(
         `${field}.propagation`,
@@ -43,10 +58,27 @@ function mounts(list: Mount__Output[], privileged: boolean): MountInput[] {
         `"${m.container_path}" must be an absolute path`,
       );
     }
+    const image = m.image?.image ?? '';
+    if (image !== '') {
+      if (m.propagation === 'PROPAGATION_BIDIRECTIONAL') {
+        throw new InvalidArgumentError(
+          `${field}.propagation`,
+          'an image volume is read-only and cannot be BIDIRECTIONAL',
+        );
+      }
+      imageMounts.push({ containerPath: m.container_path, image, subPath: m.image_sub_path, field });
+      return;
+    }
+    if (m.image_sub_path !== '') {
+      throw new InvalidArgumentError(
+        `${field}.image_sub_path`,
+        'is only for image volumes (set image as well)',
+      );
+    }
     if (!m.host_path.startsWith('/')) {
       throw new InvalidArgumentError(`${field}.host_path`, `"${m.host_path}" must be an absolute path`);
     }
-    return {
+    hostMounts.push({
       containerPath: m.container_path,
       hostPath: m.host_path,
       readonly: m.readonly,
@@ -56,8 +88,9 @@ function mounts(list: Mount__Output[], privileged: boolean): MountInput[] {
           : m.propagation === 'PROPAGATION_HOST_TO_CONTAINER'
             ? 'host-to-container'
             : 'private',
-    };
+    });
   });
+  return { mounts: hostMounts, imageMounts };
 }
 
 const PID_MODE: Record<string, PidNamespaceMode> = {
@@ -195,6 +228,7 @@ export function createContainer(
     const meta = requireMessage(config.metadata, 'config.metadata');
     const name = requireString(meta.name, 'config.metadata.name');
     const image = requireString(requireMessage(config.image, 'config.image').image, 'config.image.image');
+    const requestedMounts = mounts(config.mounts, config.linux?.security_context?.privileged ?? false);
     const id = await sandboxes.createContainer(
       sandboxId,
       {
@@ -203,13 +237,14 @@ export function createContainer(
         logPath: config.log_path,
         ...(config.stop_signal === 'RUNTIME_DEFAULT' ? {} : { stopSignal: config.stop_signal }),
         criConfig: JSON.parse(JSON.stringify(config)) as JsonValue,
+        imageMounts: requestedMounts.imageMounts,
         spec: {
           name,
           command: config.command,
           args: config.args,
           workingDir: config.working_dir,
           envs: config.envs.map((e) => ({ key: e.key, value: e.value.toString('utf8') })),
-          mounts: mounts(config.mounts, config.linux?.security_context?.privileged ?? false),
+          mounts: requestedMounts.mounts,
           devices: config.devices.map((d) => ({
             containerPath: d.container_path,
             hostPath: d.host_path,
