@@ -5,14 +5,14 @@
  * volumes (Mount.image): another image's files, read-only and noexec, whole or a sub path.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status as GrpcCode } from '@grpc/grpc-js';
 import { runCommand } from '../../src/util/command.js';
 import { rejection, type CriClients } from './harness/cri-client.js';
-import { mountsUnder } from './harness/host.js';
+import { mountsUnder, until } from './harness/host.js';
 import { LAYERED_EXPECT, layeredImage } from './harness/test-images.js';
 import { startWithBusybox, type BusyboxSetup } from './harness/with-busybox.js';
 
@@ -143,6 +143,33 @@ describe('bind mounts and propagation', () => {
       status.runtime_handlers.every((h) => h.features?.recursive_read_only_mounts === false),
       'Status says so',
     );
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: p.id }, 60_000);
+  });
+
+  it('binds a file at the termination message path, where what the container writes reaches the node', async () => {
+    // kubelet makes the file in the pod's directory and mounts it at terminationMessagePath.
+    const log = join(shared, 'termination-log');
+    await writeFile(log, '');
+    const p = await pod('termination');
+    const { container_id: id } = await cri.runtime.CreateContainer(
+      {
+        pod_sandbox_id: p.id,
+        config: {
+          metadata: { name: 'dies' },
+          image: { image: setup.image },
+          command: ['sh', '-c', 'echo "out of cheese" > /dev/termination-log; exit 3'],
+          mounts: [{ container_path: '/dev/termination-log', host_path: log }],
+        },
+        sandbox_config: p.config,
+      },
+      60_000,
+    );
+    await cri.runtime.StartContainer({ container_id: id }, 60_000);
+    await until('the container to exit', async () => {
+      const st = (await cri.runtime.ContainerStatus({ container_id: id })).status;
+      return st?.state === 'CONTAINER_EXITED' ? st : undefined;
+    });
+    assert.equal(await readFile(log, 'utf8'), 'out of cheese\n');
     await cri.runtime.RemovePodSandbox({ pod_sandbox_id: p.id }, 60_000);
   });
 
