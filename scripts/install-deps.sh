@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Runtime dependencies of the daemon (later issues add to this list).
-APT_PACKAGES=(runc conmon containernetworking-plugins iptables catatonit attr zstd)
+# Runtime dependencies of the daemon (later issues add to this list); python3 runs
+# bin/crisp-idmap-mount (id-mapped mounts for user-namespaced pods).
+APT_PACKAGES=(runc conmon containernetworking-plugins iptables catatonit attr zstd python3)
 # What only the tests need: a registry server, htpasswd for its basic auth, busybox for test images.
 TEST_APT_PACKAGES=(docker-registry apache2-utils busybox-static)
 [ "${1:-}" = "--with-test" ] && APT_PACKAGES+=("${TEST_APT_PACKAGES[@]}")
