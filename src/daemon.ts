@@ -21,6 +21,7 @@ import { ContainerEventBus } from './container/events.js';
 import { ContainerManager, type ContainerObserver } from './container/manager.js';
 import { hostCapabilities } from './container/spec.js';
 import { hostCgroups } from './container/cgroup-host.js';
+import { idmappedMountsWork } from './container/rootfs.js';
 import type { ResourceFacts } from './container/spec-types.js';
 import { NetnsManager } from './netns/netns.js';
 import { apparmorEnabled } from './oci/apparmor.js';
@@ -39,14 +40,18 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-function runtimeInfo(config: CrispConfig, extra: () => Record<string, unknown>): RuntimeInfo {
+function runtimeInfo(
+  config: CrispConfig,
+  extra: () => Record<string, unknown>,
+  userNamespaces: boolean,
+): RuntimeInfo {
   const handlerNames = ['', ...Object.keys(config.runtimes).sort()];
   const binaries: Record<string, string> = { conmon: config.conmon_path };
   for (const [name, rt] of Object.entries(config.runtimes)) binaries[`runtime ${name}`] = rt.path;
   return {
     runtimeVersion: CRISP_VERSION,
     cgroupDriver: config.cgroup_driver,
-    handlers: handlerNames.map((name) => ({ name, recursiveReadOnlyMounts: false, userNamespaces: false })),
+    handlers: handlerNames.map((name) => ({ name, recursiveReadOnlyMounts: false, userNamespaces })),
     supplementalGroupsPolicy: false,
     runtimeReady: () => checkRuntimeBinaries(binaries),
     networkReady: () => checkCniConfigDir(config.network.cni_conf_dir),
@@ -156,6 +161,9 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
     };
     const events = new ContainerEventBus(store);
     const cgroups = await hostCgroups();
+    const userNamespaces = await idmappedMountsWork(paths.tmpDir);
+    if (!userNamespaces)
+      log.info('id-mapped mounts do not work here: pods cannot have their own user namespace');
     const resourceFacts: ResourceFacts = {
       cgroupV2: cgroups.version === 2,
       swapControllerAvailable: cgroups.swap,
@@ -205,6 +213,7 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
         availableCapabilities: await hostCapabilities(),
         apparmorEnabled: await apparmorEnabled(),
         resourceFacts,
+        userNamespaces,
       },
     );
 
@@ -222,7 +231,7 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
       log,
       metrics,
       inflight,
-      runtime: runtimeInfo(config, verboseInfo),
+      runtime: runtimeInfo(config, verboseInfo, userNamespaces),
       images,
       sandboxes,
       containers,

@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
-import { access, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
   AlreadyExistsError,
@@ -39,11 +39,14 @@ import { containerResources } from './spec.js';
 import type { ContainerResourcesInput, ResourceFacts } from './spec-types.js';
 import { ContainerEventBus } from './events.js';
 import {
+  mountIdmappedRootfs,
   mountImageVolume,
   mountRootfs,
   removeRootfsStorage,
+  unmountIdmappedLayers,
   unmountImageVolumes,
   unmountRootfs,
+  type IdMaps,
 } from './rootfs.js';
 
 export type { StoredContainer } from '../store/state-store.js';
@@ -64,6 +67,8 @@ export interface ContainerEngineSettings {
   execDir: string;
   /** What the node's cgroups can do, for resource updates (the same facts as at create). */
   resourceFacts?: ResourceFacts;
+  /** The id-mapped mount helper (default: bin/crisp-idmap-mount). */
+  idmapHelper?: string;
 }
 
 /** What the daemon wants to hear about (it turns this into metrics). */
@@ -140,6 +145,8 @@ export interface CreateRequest {
    * names the request field in errors. They must have been pulled.
    */
   imageVolumes?: readonly { image: string; field: string }[];
+  /** The pod's user namespace maps: the container's root is then id-mapped into it. */
+  idmap?: IdMaps;
 }
 
 export interface ExecSyncResult {
@@ -207,9 +214,13 @@ export class ContainerManager {
 
   async init(): Promise<void> {
     const s = this.settings;
-    for (const dir of [s.bundlesDir, s.exitsDir, s.containersDir, s.attachDir, s.execDir, s.runtimeRoot]) {
+    for (const dir of [s.exitsDir, s.containersDir, s.attachDir, s.execDir, s.runtimeRoot]) {
       await mkdir(dir, { recursive: true, mode: 0o700 });
     }
+    // Searchable, not listable: runc mounts a user-namespaced container's rootfs from inside its
+    // namespace, whose root is an unprivileged host id. config.json stays 0600.
+    await mkdir(s.bundlesDir, { recursive: true, mode: 0o711 });
+    await chmod(s.bundlesDir, 0o711);
     this.watcher = watch(s.exitsDir, (_event, file) => {
       if (typeof file === 'string' && /^[0-9a-f]{64}$/.test(file)) {
         void this.syncLogged(file);
@@ -357,6 +368,7 @@ export class ContainerManager {
       logPath: req.logPath,
       mounts: req.mounts,
       ...(volumeImages.length > 0 ? { imageVolumes: volumeImages.map((i) => i.id) } : {}),
+      ...(req.idmap ? { idmap: req.idmap } : {}),
       tty: req.tty,
       stdin: req.stdin,
       stdinOnce: req.stdinOnce,
@@ -398,25 +410,20 @@ export class ContainerManager {
   /** configured → created: rootfs, config.json, conmon + runc create. */
   private async initContainer(
     id: string,
-    req: Pick<CreateRequest, 'buildSpec' | 'logPath' | 'name' | 'tty' | 'stdin' | 'stdinOnce'>,
+    req: Pick<CreateRequest, 'buildSpec' | 'logPath' | 'name' | 'tty' | 'stdin' | 'stdinOnce' | 'idmap'>,
     image: StoredImage,
     volumeImages: readonly StoredImage[],
     runtime: { runc: Runc; path: string },
   ): Promise<void> {
     const bundle = this.bundleDir(id);
-    await mkdir(bundle, { recursive: true, mode: 0o700 });
+    await mkdir(bundle, { recursive: true, mode: 0o711 });
     await mkdir(this.persistDir(id), { recursive: true, mode: 0o700 });
     const obs = this.deps.observer;
-    await timed(obs, 'rootfs', () =>
-      mountRootfs(this.deps.images.layerDirs(image), this.deps.images.layersRoot, {
-        containerDir: this.containerDir(id),
-        target: this.rootfsDir(id),
-      }),
-    );
+    await timed(obs, 'rootfs', () => this.mountRoot(id, image, req.idmap));
     const imageVolumes = await this.mountImageVolumes(id, volumeImages);
     const user = await timed(obs, 'spec', async () => {
       const spec = await req.buildSpec({ id, rootfs: this.rootfsDir(id), image, imageVolumes });
-      await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
+      await writeFile(join(bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
       return userOf(spec);
     });
     if (req.logPath !== '') await mkdir(dirname(req.logPath), { recursive: true, mode: 0o755 });
@@ -449,9 +456,18 @@ export class ContainerManager {
     return points;
   }
 
-  /** Unmounts the rootfs and the image volumes (tolerating what is not mounted). */
+  /** The container's root: its image's layers, id-mapped into the pod's user namespace if any. */
+  private async mountRoot(id: string, image: StoredImage, idmap: IdMaps | undefined): Promise<void> {
+    const paths = { containerDir: this.containerDir(id), target: this.rootfsDir(id) };
+    const layers = this.deps.images.layerDirs(image);
+    if (idmap) await mountIdmappedRootfs(layers, paths, idmap, this.settings.idmapHelper);
+    else await mountRootfs(layers, this.deps.images.layersRoot, paths);
+  }
+
+  /** Unmounts the rootfs, its id-mapped layers and the image volumes (tolerating what is not mounted). */
   private async unmountAll(id: string): Promise<void> {
     await unmountRootfs(this.rootfsDir(id));
+    await unmountIdmappedLayers(this.containerDir(id));
     await unmountImageVolumes(this.containerDir(id));
   }
 
@@ -506,10 +522,7 @@ export class ContainerManager {
     await this.cleanup(id);
     const image = await this.deps.images.resolve(c.config.imageRef);
     if (!image) throw new NotFoundError('image', c.config.image, { hint: `it was removed; pull it again` });
-    await mountRootfs(this.deps.images.layerDirs(image), this.deps.images.layersRoot, {
-      containerDir: this.containerDir(id),
-      target: this.rootfsDir(id),
-    });
+    await this.mountRoot(id, image, c.config.idmap);
     const volumeImages = await Promise.all(
       (c.config.imageVolumes ?? []).map(async (ref) => {
         const found = await this.deps.images.resolve(ref);

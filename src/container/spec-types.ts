@@ -207,6 +207,12 @@ export interface InfraPodContext {
   shmPath: string;
   /** kubelet's log_directory for the pod ('' when unset); an annotation on the infra spec. */
   logDirectory: string;
+  /**
+   * The pod's user namespace maps (userns_options mode POD); undefined = the host's namespace.
+   * The infra container creates the namespace, with a new network namespace owned by it (crisp
+   * pins that one afterwards); app containers join both.
+   */
+  userns?: { uids: readonly OciIdMapping[]; gids: readonly OciIdMapping[] };
 }
 
 /** The pod as app containers see it: the infra process's namespaces are theirs to join. */
@@ -390,8 +396,17 @@ export interface OciSeccomp {
   syscalls?: OciSeccompSyscall[];
 }
 
+/** OCI LinuxIDMapping. */
+export interface OciIdMapping {
+  containerID: number;
+  hostID: number;
+  size: number;
+}
+
 export interface OciLinux {
   namespaces: OciNamespace[];
+  uidMappings?: OciIdMapping[];
+  gidMappings?: OciIdMapping[];
   resources: OciResources;
   cgroupsPath: string;
   maskedPaths: string[];

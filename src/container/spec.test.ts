@@ -152,6 +152,24 @@ describe('buildContainerSpec', () => {
     ]);
   });
 
+  it('joins the pod’s user namespace first, with its maps', () => {
+    const userns = {
+      uids: [{ containerID: 0, hostID: 3_000_000, size: 65536 }],
+      gids: [{ containerID: 0, hostID: 3_000_000, size: 65536 }],
+    };
+    const spec = build(container(), pod({ userns }));
+    assert.deepEqual(spec.linux.namespaces, [
+      { type: 'user', path: '/proc/4242/ns/user' },
+      { type: 'pid' },
+      { type: 'network', path: '/run/crisp/netns/cni-1' },
+      { type: 'ipc', path: '/proc/4242/ns/ipc' },
+      { type: 'uts', path: '/proc/4242/ns/uts' },
+      { type: 'mount' },
+    ]);
+    assert.deepEqual(spec.linux.uidMappings, userns.uids);
+    assert.deepEqual(spec.linux.gidMappings, userns.gids);
+  });
+
   it('follows the pid namespace mode', () => {
     const pidNs = (s: ContainerSecurityInput, r: Partial<ContainerSpecResolved> = {}) =>
       build(container({}, s), pod(), r).linux.namespaces.filter((n) => n.type === 'pid');
@@ -780,6 +798,25 @@ describe('buildInfraSpec', () => {
       { type: 'uts' },
       { type: 'mount' },
     ]);
+  });
+
+  it('creates a user namespace with the pod’s maps, and a network namespace inside it', () => {
+    const userns = {
+      uids: [{ containerID: 0, hostID: 3_000_000, size: 65536 }],
+      gids: [{ containerID: 0, hostID: 3_000_000, size: 65536 }],
+    };
+    const spec = buildInfraSpec(infra({}, { userns }), infraResolved);
+    assert.deepEqual(spec.linux.namespaces, [
+      { type: 'user' },
+      { type: 'pid' },
+      { type: 'network' },
+      { type: 'ipc' },
+      { type: 'uts' },
+      { type: 'mount' },
+    ]);
+    assert.deepEqual(spec.linux.uidMappings, userns.uids);
+    assert.deepEqual(spec.linux.gidMappings, userns.gids);
+    assert.equal('uidMappings' in buildInfraSpec(infra(), infraResolved).linux, false);
   });
 
   it('shares host namespaces as asked, with no hostname on the host network', () => {

@@ -612,6 +612,9 @@ export function containerNamespaces(
       break;
     }
   }
+  // runc joins the user namespace first; the network namespace is then the one the infra
+  // container made inside it (pinned), which the namespace's root may join.
+  if (pod.userns) namespaces.unshift({ type: 'user', path: infra('user') });
   if (!pod.hostNetwork) namespaces.push({ type: 'network', path: pod.netnsPath ?? infra('net') });
   if (!pod.hostIpc) namespaces.push({ type: 'ipc', path: infra('ipc') });
   if (!pod.hostNetwork) namespaces.push({ type: 'uts', path: infra('uts') });
@@ -622,12 +625,19 @@ export function containerNamespaces(
 
 /**
  * The infra container's namespaces: the pinned network namespace (none listed for host network,
- * and then no UTS namespace either), new pid/ipc/uts unless shared with the node, a new mount.
+ * and then no UTS namespace either), new pid/ipc/uts unless shared with the node, a new mount;
+ * with a pod user namespace, a new user namespace and a new network namespace in it.
  */
 export function infraNamespaces(pod: InfraPodContext): OciNamespace[] {
   const namespaces: OciNamespace[] = [];
+  if (pod.userns) namespaces.push({ type: 'user' });
   if (!pod.hostPid) namespaces.push({ type: 'pid' });
-  if (!pod.hostNetwork) {
+  if (pod.userns) {
+    // A new network namespace owned by the new user namespace (crisp pins it once the infra
+    // process exists): one made beforehand would belong to the host's user namespace, and the
+    // pod's containers, which join the user namespace first, could not join it.
+    namespaces.push({ type: 'network' });
+  } else if (!pod.hostNetwork) {
     if (pod.netnsPath === undefined || pod.netnsPath === '') {
       throw new InternalError(`sandbox ${JSON.stringify(pod.sandboxId)} has no pinned network namespace`);
     }
@@ -637,6 +647,16 @@ export function infraNamespaces(pod: InfraPodContext): OciNamespace[] {
   if (!pod.hostNetwork) namespaces.push({ type: 'uts' });
   namespaces.push({ type: 'mount' });
   return namespaces;
+}
+
+/**
+ * The pod's id maps on a spec that creates or joins its user namespace (runc 1.1 wants them
+ * when joining too).
+ */
+function setIdMappings(spec: OciSpec, pod: InfraPodContext): void {
+  if (!pod.userns) return;
+  spec.linux.uidMappings = pod.userns.uids.map((m) => ({ ...m }));
+  spec.linux.gidMappings = pod.userns.gids.map((m) => ({ ...m }));
 }
 
 // --- sysctls ------------------------------------------------------------------------------------
@@ -816,6 +836,7 @@ export function buildContainerSpec(
     },
   };
   if (rootfsPropagation !== undefined) spec.linux.rootfsPropagation = rootfsPropagation;
+  setIdMappings(spec, pod);
   if (resolved.devices !== undefined && resolved.devices.length > 0) {
     spec.linux.devices = deviceNodes(resolved.devices);
   }
@@ -910,6 +931,7 @@ export function buildInfraSpec(input: InfraSpecInput, resolved: InfraSpecFacts):
     },
   };
   if (!pod.hostNetwork && pod.hostname !== '') spec.hostname = pod.hostname;
+  setIdMappings(spec, pod);
   if (Object.keys(sysctls).length > 0) spec.linux.sysctl = sysctls;
   return spec;
 }

@@ -117,6 +117,26 @@ export class NetnsManager {
    * is undone and a CommandError names the step that failed.
    */
   async create(name: string): Promise<string> {
+    return this.#pin(name, (path) =>
+      this.#run(`pin network namespace ${name}`, this.#tools.unshare, [`--net=${path}`, 'true']),
+    );
+  }
+
+  /**
+   * Pins the network namespace process `pid` is in (e.g. one a user-namespaced pod's infra
+   * container made inside its user namespace) as `<dir>/<name>`, with lo up: from then on it is
+   * handled like one create() made.
+   */
+  async pinFrom(name: string, pid: number): Promise<string> {
+    if (!Number.isSafeInteger(pid) || pid <= 0)
+      throw new InvalidArgumentError('pid', `${pid} is not a process id`);
+    return this.#pin(name, (path) =>
+      this.#run(`pin network namespace ${name}`, this.#tools.mount, ['--bind', `/proc/${pid}/ns/net`, path]),
+    );
+  }
+
+  /** Creates the empty file, binds a namespace on it (`bind`), brings lo up; undone on failure. */
+  async #pin(name: string, bind: (path: string) => Promise<void>): Promise<string> {
     const path = this.pathFor(name);
     await this.init();
     try {
@@ -129,7 +149,7 @@ export class NetnsManager {
       throw new InternalError(`cannot create the netns file ${path}`, { cause: err });
     }
     try {
-      await this.#run(`pin network namespace ${name}`, this.#tools.unshare, [`--net=${path}`, 'true']);
+      await bind(path);
       await this.#run(`bring up lo in network namespace ${name}`, this.#tools.nsenter, [
         `--net=${path}`,
         this.#tools.ip,

@@ -29,6 +29,7 @@ import { seccompForContainer } from '../container/seccomp.js';
 import { buildContainerSpec, buildInfraSpec, containerResources } from '../container/spec.js';
 import { hostDevices, resolveDevices } from '../container/devices.js';
 import { applyPodLimits, podCgroupPath, podLimits } from './pod-cgroup.js';
+import type { IdMaps } from '../container/rootfs.js';
 import type {
   ContainerResourcesInput,
   ContainerSpecInput,
@@ -66,6 +67,8 @@ export interface SandboxSettings {
   resourceFacts?: ResourceFacts;
   /** Where the cgroup hierarchies are mounted (default /sys/fs/cgroup). */
   cgroupRoot?: string;
+  /** Whether pods may have their own user namespace (id-mapped mounts work here). */
+  userNamespaces?: boolean;
 }
 
 export interface RunPodInput {
@@ -84,6 +87,8 @@ export interface RunPodInput {
   hostIpc: boolean;
   privileged: boolean;
   sysctls: Record<string, string>;
+  /** The pod's user namespace maps (userns_options mode POD); undefined = the host's. */
+  userns?: IdMaps;
   runtimeHandler: string;
   criConfig: JsonValue;
 }
@@ -104,6 +109,11 @@ export interface CreateContainerInput {
   stopSignal?: string;
   /** Image volumes, mounted after the rootfs and bound in with the other mounts. */
   imageMounts?: readonly ImageMountInput[];
+  /**
+   * The container's own userns_options, when it sent them: its maps for POD, null for NODE. They
+   * must be the pod's (a container cannot leave or change its pod's user namespace).
+   */
+  userns?: IdMaps | null;
   /** The container part of the spec input; the pod part comes from the sandbox. */
   spec: Omit<ContainerSpecInput, 'id' | 'sandboxId' | 'image'>;
   attempt: number;
@@ -172,6 +182,18 @@ async function imageVolumeMounts(
       };
     }),
   );
+}
+
+/** The pod's maps as the spec builder takes them (OCI field names); {} without a user namespace. */
+function ociUserns(maps: IdMaps | undefined): Pick<PodContext, 'userns'> {
+  if (!maps) return {};
+  const oci = (list: IdMaps['uids']) =>
+    list.map((m) => ({ containerID: m.containerId, hostID: m.hostId, size: m.size }));
+  return { userns: { uids: oci(maps.uids), gids: oci(maps.gids) } };
+}
+
+function sameMaps(a: IdMaps | undefined, b: IdMaps | undefined): boolean {
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 }
 
 function nowNs(): string {
@@ -282,6 +304,11 @@ export class SandboxManager {
   private async runNew(input: RunPodInput, nameKey: string): Promise<string> {
     const { store, log } = this.deps;
     this.deps.containers.requireHandler(input.runtimeHandler);
+    if (input.userns && this.settings.userNamespaces !== true) {
+      throw new FailedPreconditionError(
+        'user namespaces (userns_options mode POD) are not available on this node: crisp needs id-mapped mounts (Linux 5.12+, python3 for bin/crisp-idmap-mount); the Status runtime handler features say so',
+      );
+    }
     const holder = store.getName(nameKey);
     if (holder) {
       throw new AlreadyExistsError('pod sandbox name', nameKey, {
@@ -307,6 +334,7 @@ export class SandboxManager {
       privileged: input.privileged,
       netnsPath: '',
       cgroupParent: input.cgroupParent,
+      ...(input.userns ? { userns: input.userns } : {}),
       criConfig: input.criConfig,
       createdAt: nowNs(),
     };
@@ -322,7 +350,8 @@ export class SandboxManager {
         );
         undo.push(() => store.commit(new StoreBatch().delSandbox(id).delName(nameKey)));
 
-        if (!input.hostNetwork) {
+        // A user-namespaced pod's infra container makes its network namespace, pinned below.
+        if (!input.hostNetwork && !input.userns) {
           await timed(this.deps.observer, 'netns', () => this.deps.netns.create(id));
           undo.push(() => this.deps.netns.remove(netnsPath));
         }
@@ -340,6 +369,11 @@ export class SandboxManager {
           this.infraRequest(id, nameKey, input, netnsPath, files),
         );
         undo.push(() => this.deps.containers.remove(infra.config.id));
+        if (!input.hostNetwork && input.userns) {
+          const pid = infra.state.pid ?? 0;
+          await timed(this.deps.observer, 'netns', () => this.deps.netns.pinFrom(id, pid));
+          undo.push(() => this.deps.netns.remove(netnsPath));
+        }
         await this.deps.containers.start(infra.config.id);
         await store.commit(new StoreBatch().putSandboxState(id, { state: 'ready', updatedAt: nowNs() }));
         // No await since the commit: the event's snapshot is the pod as just recorded, READY.
@@ -389,6 +423,7 @@ export class SandboxManager {
       stdinOnce: false,
       runtimeHandler: input.runtimeHandler,
       criConfig: {},
+      ...(input.userns ? { idmap: input.userns } : {}),
       buildSpec: async ({ rootfs, image }) => {
         const imageInput = { id: image.id, ref: this.settings.pauseImage, run: image.run };
         return buildInfraSpec(
@@ -412,6 +447,7 @@ export class SandboxManager {
               hostnamePath: files.hostname,
               shmPath: files.shm,
               logDirectory: input.logDirectory,
+              ...ociUserns(input.userns),
             },
             sysctls: input.sysctls,
             annotations: input.annotations,
@@ -459,6 +495,7 @@ export class SandboxManager {
       hostnamePath: files.hostname,
       shmPath: files.shm,
       logDirectory: sandbox.config.logDirectory,
+      ...ociUserns(sandbox.config.userns),
     };
   }
 
@@ -507,6 +544,12 @@ export class SandboxManager {
         `pod sandbox "${sandbox.config.id}" is not ready: containers can only be created in a ready pod`,
       );
     }
+    if (input.userns !== undefined && !sameMaps(input.userns ?? undefined, sandbox.config.userns)) {
+      throw new InvalidArgumentError(
+        'config.linux.security_context.namespace_options.userns_options',
+        `must be the pod's: pod "${sandbox.config.id}" ${sandbox.config.userns ? 'has its own user namespace' : 'uses the host user namespace'}`,
+      );
+    }
     const pod = this.podContext(view.sandbox, view.infra);
     const logPath = this.logPathFor(view.sandbox, input.logPath);
     const mounts = await resolveMountSources(input.spec.mounts);
@@ -543,6 +586,7 @@ export class SandboxManager {
       runtimeHandler: sandbox.config.runtimeHandler,
       criConfig: input.criConfig,
       infraContainerId: view.infra.config.id,
+      ...(sandbox.config.userns ? { idmap: sandbox.config.userns } : {}),
       ...(input.stopSignal === undefined ? {} : { stopSignal: input.stopSignal }),
       imageVolumes: imageMounts.map((m) => ({ image: m.image, field: `${m.field}.image` })),
       buildSpec: async ({ id, rootfs, image, imageVolumes }) => {

@@ -39,8 +39,17 @@ const stringMap = z.record(z.string(), z.string()).readonly();
 const int = z.number().int();
 
 const jsonValue = z.json();
+
 /** Any JSON value (what an intent carries in `data`). */
 export type JsonValue = z.output<typeof jsonValue>;
+
+const idMapping = z
+  .object({ containerId: int.nonnegative(), hostId: int.nonnegative(), size: int.positive() })
+  .readonly();
+/** A user namespace's uid and gid maps (OCI LinuxIDMapping ranges). */
+const idMaps = z
+  .object({ uids: z.array(idMapping).readonly(), gids: z.array(idMapping).readonly() })
+  .readonly();
 
 // --- sandboxes -----------------------------------------------------------------------------------
 
@@ -72,6 +81,8 @@ export const sandboxConfigSchema = z
     /** The pinned network namespace ('' for the host's). */
     netnsPath: z.string(),
     cgroupParent: z.string(),
+    /** The pod's user namespace maps (userns_options mode POD); absent = the host's namespace. */
+    userns: idMaps.optional(),
     /** The PodSandboxConfig as received (JSON), for status and later features. */
     criConfig: jsonValue,
     createdAt: nanos,
@@ -140,6 +151,8 @@ export const containerConfigSchema = z
       .readonly(),
     /** Image ids mounted read-only as image volumes (CRI Mount.image), by volume index. */
     imageVolumes: z.array(z.string()).readonly().optional(),
+    /** The pod's user namespace maps, for a container whose root is id-mapped into it. */
+    idmap: idMaps.optional(),
     tty: z.boolean(),
     stdin: z.boolean(),
     stdinOnce: z.boolean(),

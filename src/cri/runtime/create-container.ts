@@ -18,6 +18,7 @@ import type { JsonValue } from '../../sandbox/manager.js';
 import type { UnaryImpl } from '../handler.js';
 import { requireMessage, requireString } from '../validate.js';
 import { resourcesFromCri } from '../convert/resources.js';
+import { usernsFromCri } from '../convert/userns.js';
 
 /**
  * The request's mounts: host paths bound in (MountInput), and image volumes (Mount.image set,
@@ -229,6 +230,11 @@ export function createContainer(
     const name = requireString(meta.name, 'config.metadata.name');
     const image = requireString(requireMessage(config.image, 'config.image').image, 'config.image.image');
     const requestedMounts = mounts(config.mounts, config.linux?.security_context?.privileged ?? false);
+    const usernsOptions = config.linux?.security_context?.namespace_options?.userns_options;
+    const userns = usernsOptions
+      ? (usernsFromCri(usernsOptions, 'config.linux.security_context.namespace_options.userns_options') ??
+        null)
+      : undefined;
     const id = await sandboxes.createContainer(
       sandboxId,
       {
@@ -238,6 +244,7 @@ export function createContainer(
         ...(config.stop_signal === 'RUNTIME_DEFAULT' ? {} : { stopSignal: config.stop_signal }),
         criConfig: JSON.parse(JSON.stringify(config)) as JsonValue,
         imageMounts: requestedMounts.imageMounts,
+        ...(userns === undefined ? {} : { userns }),
         spec: {
           name,
           command: config.command,

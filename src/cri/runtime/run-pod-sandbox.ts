@@ -7,6 +7,7 @@ import type { JsonValue } from '../../sandbox/manager.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import type { UnaryImpl } from '../handler.js';
 import { requireMessage, requireString } from '../validate.js';
+import { usernsFromCri } from '../convert/userns.js';
 
 export function runPodSandbox(
   sandboxes: SandboxManager,
@@ -20,6 +21,15 @@ export function runPodSandbox(
     const ns = config.linux?.security_context?.namespace_options;
     const hostNetwork = ns?.network === 'NODE';
     const hostIpc = ns?.ipc === 'NODE';
+    const hostPid = ns?.pid === 'NODE';
+    const usernsField = 'config.linux.security_context.namespace_options.userns_options';
+    const userns = usernsFromCri(ns?.userns_options, usernsField);
+    if (userns && (hostNetwork || hostPid || hostIpc)) {
+      throw new InvalidArgumentError(
+        usernsField,
+        'a pod in its own user namespace cannot share the node’s network, PID or IPC namespace',
+      );
+    }
     // Refused here, before any work: runc would refuse them only once the pod is half made.
     const sysctls = podSysctls(config.linux?.sysctls ?? {}, { hostNetwork, hostIpc });
     const [missing] = await missingSysctls(Object.keys(sysctls));
@@ -48,10 +58,11 @@ export function runPodSandbox(
         annotations: config.annotations,
         cgroupParent: config.linux?.cgroup_parent ?? '',
         hostNetwork,
-        hostPid: ns?.pid === 'NODE',
+        hostPid,
         hostIpc,
         privileged: config.linux?.security_context?.privileged ?? false,
         sysctls,
+        ...(userns ? { userns } : {}),
         runtimeHandler: req.runtime_handler,
         criConfig: JSON.parse(JSON.stringify(config)) as JsonValue,
       },

@@ -4,7 +4,7 @@
  * already running on the machine. The JSON log lines are collected for assertions.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { runCommand } from '../../../src/util/command.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +30,9 @@ export interface TestDirs {
 
 export async function makeTestDirs(prefix = 'crisp-e2e-'): Promise<TestDirs> {
   const base = await mkdtemp(join(tmpdir(), prefix));
+  // Searchable by others, as /run and /var/lib are: user-namespaced containers' runc works as an
+  // unprivileged host id and must reach its bundle below here.
+  await chmod(base, 0o711);
   return {
     base,
     root: join(base, 'root'),
