@@ -52,7 +52,7 @@ function runtimeInfo(
     runtimeVersion: CRISP_VERSION,
     cgroupDriver: config.cgroup_driver,
     handlers: handlerNames.map((name) => ({ name, recursiveReadOnlyMounts: false, userNamespaces })),
-    supplementalGroupsPolicy: false,
+    supplementalGroupsPolicy: true,
     runtimeReady: () => checkRuntimeBinaries(binaries),
     networkReady: () => checkCniConfigDir(config.network.cni_conf_dir),
     verboseInfo: extra,

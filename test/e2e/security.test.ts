@@ -175,6 +175,8 @@ describe('security context, namespaces and sysctls, seen from inside the contain
       supplemental_groups_policy: 'Strict',
     });
     assert.equal(await ids(strict), '1000 1000 / 1000 3000', 'Strict: not the groups of /etc/group');
+    const features = (await cri.runtime.Status({})).features;
+    assert.equal(features?.supplemental_groups_policy, true, 'Status says Strict is honoured');
 
     const fromImage = await run(pod, 'image-user', {}, { image: { image: appImage } });
     assert.equal(await ids(fromImage), '1000 1000 / 1000 2000', "the image's User app");
