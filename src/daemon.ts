@@ -51,7 +51,8 @@ function runtimeInfo(
   return {
     runtimeVersion: CRISP_VERSION,
     cgroupDriver: config.cgroup_driver,
-    handlers: handlerNames.map((name) => ({ name, recursiveReadOnlyMounts: false, userNamespaces })),
+    // Both rest on mount_setattr(2) through crisp's python3 helpers, which the start-up probe checks.
+    handlers: handlerNames.map((name) => ({ name, recursiveReadOnlyMounts: userNamespaces, userNamespaces })),
     supplementalGroupsPolicy: true,
     runtimeReady: () => checkRuntimeBinaries(binaries),
     networkReady: () => checkCniConfigDir(config.network.cni_conf_dir),
@@ -214,6 +215,7 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
         apparmorEnabled: await apparmorEnabled(),
         resourceFacts,
         userNamespaces,
+        recursiveReadOnlyMounts: userNamespaces,
       },
     );
 

@@ -34,6 +34,7 @@ import type {
 } from '../store/records.js';
 import type { StateStore, StoredContainer } from '../store/state-store.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
+import { CommandFailure, runCommand } from '../util/command.js';
 import { isActive, requireState, type ContainerState } from './state.js';
 import { containerResources } from './spec.js';
 import type { ContainerResourcesInput, ResourceFacts } from './spec-types.js';
@@ -46,6 +47,7 @@ import {
   unmountIdmappedLayers,
   unmountImageVolumes,
   unmountRootfs,
+  RRO_HELPER,
   type IdMaps,
 } from './rootfs.js';
 
@@ -69,6 +71,8 @@ export interface ContainerEngineSettings {
   resourceFacts?: ResourceFacts;
   /** The id-mapped mount helper (default: bin/crisp-idmap-mount). */
   idmapHelper?: string;
+  /** The recursive read-only helper (default: bin/crisp-rro-mount). */
+  rroHelper?: string;
 }
 
 /** What the daemon wants to hear about (it turns this into metrics). */
@@ -410,7 +414,10 @@ export class ContainerManager {
   /** configured → created: rootfs, config.json, conmon + runc create. */
   private async initContainer(
     id: string,
-    req: Pick<CreateRequest, 'buildSpec' | 'logPath' | 'name' | 'tty' | 'stdin' | 'stdinOnce' | 'idmap'>,
+    req: Pick<
+      CreateRequest,
+      'buildSpec' | 'logPath' | 'name' | 'tty' | 'stdin' | 'stdinOnce' | 'idmap' | 'mounts'
+    >,
     image: StoredImage,
     volumeImages: readonly StoredImage[],
     runtime: { runc: Runc; path: string },
@@ -429,6 +436,7 @@ export class ContainerManager {
     if (req.logPath !== '') await mkdir(dirname(req.logPath), { recursive: true, mode: 0o755 });
     await rm(join(this.settings.exitsDir, id), { force: true });
     const { pid, conmonPid } = await timed(obs, 'runtime_create', () => this.spawn(id, req, runtime));
+    await this.makeRecursivelyReadOnly(pid, req.mounts);
     await this.transition(id, { state: 'created', pid, conmonPid, ...(user ? { user } : {}) });
   }
 
@@ -454,6 +462,25 @@ export class ContainerManager {
       points.push(await mountImageVolume(images.layerDirs(img), images.layersRoot, this.containerDir(id), i));
     }
     return points;
+  }
+
+  /**
+   * Makes the recursive_read_only mounts of a created (not yet started) container read-only with
+   * everything below them (bin/crisp-rro-mount in its mount namespace; runc 1.1 has no rro).
+   */
+  private async makeRecursivelyReadOnly(pid: number, mounts: ContainerConfigRecord['mounts']): Promise<void> {
+    const paths = mounts.filter((m) => m.recursiveReadOnly === true).map((m) => m.containerPath);
+    if (paths.length === 0) return;
+    try {
+      await runCommand(this.settings.rroHelper ?? RRO_HELPER, [String(pid), ...paths], { timeoutMs: 10_000 });
+    } catch (err) {
+      const why =
+        err instanceof CommandFailure ? err.stderrTail : err instanceof Error ? err.message : String(err);
+      throw new FailedPreconditionError(
+        `cannot make ${paths.join(', ')} read-only recursively (recursive_read_only): ${why.trim()}`,
+        { cause: err },
+      );
+    }
   }
 
   /** The container's root: its image's layers, id-mapped into the pod's user namespace if any. */
@@ -540,6 +567,10 @@ export class ContainerManager {
     let spawned: { pid: number; conmonPid: number };
     try {
       spawned = await this.spawn(id, c.config, runtime);
+      await this.makeRecursivelyReadOnly(spawned.pid, c.config.mounts).catch(async (err: unknown) => {
+        await runtime.runc.delete(id, true);
+        throw err;
+      });
     } catch (err) {
       if (isProcessStartError(err)) await this.recordStartError(id, err);
       else await this.unmountAll(id);

@@ -71,6 +71,9 @@ export interface IdMaps {
 /** crisp's helper for id-mapped mounts (bin/crisp-idmap-mount, beside bin/crisp). */
 export const IDMAP_HELPER = fileURLToPath(new URL('../../../bin/crisp-idmap-mount', import.meta.url));
 
+/** crisp's helper for recursively read-only mounts (bin/crisp-rro-mount). */
+export const RRO_HELPER = fileURLToPath(new URL('../../../bin/crisp-rro-mount', import.meta.url));
+
 /** The host id that `id` inside the namespace is, or undefined when the maps do not cover it. */
 export function hostIdOf(maps: readonly IdMapping[], id: number): number | undefined {
   const m = maps.find((r) => id >= r.containerId && id < r.containerId + r.size);

@@ -46,6 +46,11 @@ export interface MountInput {
   propagation: MountPropagation;
   /** More mount options (image volumes: nosuid, nodev, noexec). */
   extraOptions?: readonly string[];
+  /**
+   * Read-only with every mount below it (CRI recursive_read_only, with readonly). Not in the
+   * spec (runc 1.1 has no rro): the container engine applies it between create and start.
+   */
+  recursiveReadOnly?: boolean;
 }
 
 /** A CRI Device: a host device node (or a directory of them) for the container, see devices.ts. */

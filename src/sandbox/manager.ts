@@ -69,6 +69,8 @@ export interface SandboxSettings {
   cgroupRoot?: string;
   /** Whether pods may have their own user namespace (id-mapped mounts work here). */
   userNamespaces?: boolean;
+  /** Whether mounts can be made read-only recursively here (mount_setattr and the helper work). */
+  recursiveReadOnlyMounts?: boolean;
 }
 
 export interface RunPodInput {
@@ -242,6 +244,11 @@ export class SandboxManager {
   }
 
   // --- reads ---------------------------------------------------------------------------------
+
+  /** Whether CRI recursive_read_only mounts can be honoured on this node. */
+  get recursiveReadOnlyMounts(): boolean {
+    return this.settings.recursiveReadOnlyMounts === true;
+  }
 
   find(idOrPrefix: string): StoredSandbox | undefined {
     const exact = this.deps.store.getSandbox(idOrPrefix);

@@ -145,6 +145,8 @@ export const containerConfigSchema = z
             hostPath: z.string(),
             readonly: z.boolean(),
             propagation: z.enum(['private', 'host-to-container', 'bidirectional']),
+            /** Read-only with every mount below it (CRI recursive_read_only). */
+            recursiveReadOnly: z.boolean().optional(),
           })
           .readonly(),
       )

@@ -114,7 +114,7 @@ describe('bind mounts and propagation', () => {
     await cri.runtime.RemovePodSandbox({ pod_sandbox_id: p.id }, 60_000);
   });
 
-  it('refuses BIDIRECTIONAL without privileged and recursive_read_only it cannot honour', async () => {
+  it('refuses BIDIRECTIONAL without privileged and recursive_read_only without readonly', async () => {
     const p = await pod('refuse');
     const create = (mount: Record<string, unknown>) =>
       rejection(
@@ -135,15 +135,44 @@ describe('bind mounts and propagation', () => {
     const rroAlone = await create({ recursive_read_only: true });
     assert.equal(rroAlone.code, GrpcCode.INVALID_ARGUMENT);
     assert.match(rroAlone.details, /needs readonly/);
-    const rro = await create({ readonly: true, recursive_read_only: true });
-    assert.equal(rro.code, GrpcCode.INVALID_ARGUMENT);
-    assert.match(rro.details, /recursive_read_only/);
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: p.id }, 60_000);
+  });
+
+  it('makes a recursive_read_only mount read-only below its submounts too, where plain readonly does not', async () => {
+    const sub = join(shared, 'rro-sub');
+    await mkdir(sub, { recursive: true });
+    await runCommand('mount', ['-t', 'tmpfs', 'tmpfs', sub]);
+    const p = await pod('rro');
+    const plain = await container(p, 'plain-ro', { readonly: true });
+    const rro = await container(p, 'rro', { readonly: true, recursive_read_only: true });
+    for (const id of [plain, rro]) {
+      assert.match(
+        (await sh(id, 'touch /data/top')).err,
+        /Read-only file system/,
+        'the mount itself is read-only',
+      );
+    }
+    assert.equal(
+      (await sh(plain, 'touch /data/rro-sub/x')).code,
+      0,
+      'readonly alone leaves submounts writable',
+    );
+    assert.match(
+      (await sh(rro, 'touch /data/rro-sub/y')).err,
+      /Read-only file system/,
+      'rro covers the submount',
+    );
+    // A restart makes it read-only again.
+    await cri.runtime.StopContainer({ container_id: rro, timeout: '0' }, 30_000);
+    await cri.runtime.StartContainer({ container_id: rro }, 60_000);
+    assert.match((await sh(rro, 'touch /data/rro-sub/z')).err, /Read-only file system/);
     const status = await cri.runtime.Status({});
     assert.ok(
-      status.runtime_handlers.every((h) => h.features?.recursive_read_only_mounts === false),
+      status.runtime_handlers.every((h) => h.features?.recursive_read_only_mounts === true),
       'Status says so',
     );
     await cri.runtime.RemovePodSandbox({ pod_sandbox_id: p.id }, 60_000);
+    await runCommand('umount', [sub]);
   });
 
   it('binds a file at the termination message path, where what the container writes reaches the node', async () => {

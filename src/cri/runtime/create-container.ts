@@ -27,6 +27,7 @@ import { usernsFromCri } from '../convert/userns.js';
 function mounts(
   list: Mount__Output[],
   privileged: boolean,
+  recursiveReadOnly: boolean,
 ): { mounts: MountInput[]; imageMounts: ImageMountInput[] } {
   const hostMounts: MountInput[] = [];
   const imageMounts: ImageMountInput[] = [];
@@ -48,10 +49,12 @@ function mounts(
       if (!m.readonly) {
         throw new InvalidArgumentError(`${field}.recursive_read_only`, 'needs readonly to be set as well');
       }
-      throw new InvalidArgumentError(
-        `${field}.recursive_read_only`,
-        'this node cannot make mounts read-only recursively (runc 1.1 has no rro; the Status runtime handler features say so)',
-      );
+      if (!recursiveReadOnly) {
+        throw new InvalidArgumentError(
+          `${field}.recursive_read_only`,
+          'this node cannot make mounts read-only recursively (it needs Linux 5.12+ and python3 for bin/crisp-rro-mount; the Status runtime handler features say so)',
+        );
+      }
     }
     if (!m.container_path.startsWith('/')) {
       throw new InvalidArgumentError(
@@ -83,6 +86,7 @@ function mounts(
       containerPath: m.container_path,
       hostPath: m.host_path,
       readonly: m.readonly,
+      ...(m.recursive_read_only ? { recursiveReadOnly: true } : {}),
       propagation:
         m.propagation === 'PROPAGATION_BIDIRECTIONAL'
           ? 'bidirectional'
@@ -229,7 +233,11 @@ export function createContainer(
     const meta = requireMessage(config.metadata, 'config.metadata');
     const name = requireString(meta.name, 'config.metadata.name');
     const image = requireString(requireMessage(config.image, 'config.image').image, 'config.image.image');
-    const requestedMounts = mounts(config.mounts, config.linux?.security_context?.privileged ?? false);
+    const requestedMounts = mounts(
+      config.mounts,
+      config.linux?.security_context?.privileged ?? false,
+      sandboxes.recursiveReadOnlyMounts,
+    );
     const usernsOptions = config.linux?.security_context?.namespace_options?.userns_options;
     const userns = usernsOptions
       ? (usernsFromCri(usernsOptions, 'config.linux.security_context.namespace_options.userns_options') ??
