@@ -48,6 +48,8 @@ import {
   unmountImageVolumes,
   unmountRootfs,
   RRO_HELPER,
+  idmapMount,
+  idmappedVolumePath,
   type IdMaps,
 } from './rootfs.js';
 
@@ -117,6 +119,8 @@ export interface SpecContext {
   image: StoredImage;
   /** The mounted image volumes (CreateRequest.imageVolumes), in the same order. */
   imageVolumes: string[];
+  /** Where each id-mapped CRI mount (by its index in CreateRequest.mounts) is mounted. */
+  idmappedMounts: ReadonlyMap<number, string>;
 }
 
 export interface CreateRequest {
@@ -428,8 +432,15 @@ export class ContainerManager {
     const obs = this.deps.observer;
     await timed(obs, 'rootfs', () => this.mountRoot(id, image, req.idmap));
     const imageVolumes = await this.mountImageVolumes(id, volumeImages);
+    const idmappedMounts = await this.mountIdmappedVolumes(id, req.mounts);
     const user = await timed(obs, 'spec', async () => {
-      const spec = await req.buildSpec({ id, rootfs: this.rootfsDir(id), image, imageVolumes });
+      const spec = await req.buildSpec({
+        id,
+        rootfs: this.rootfsDir(id),
+        image,
+        imageVolumes,
+        idmappedMounts,
+      });
       await writeFile(join(bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
       return userOf(spec);
     });
@@ -489,6 +500,21 @@ export class ContainerManager {
     const layers = this.deps.images.layerDirs(image);
     if (idmap) await mountIdmappedRootfs(layers, paths, idmap, this.settings.idmapHelper);
     else await mountRootfs(layers, this.deps.images.layersRoot, paths);
+  }
+
+  /** Mounts the container's id-mapped volumes; returns their mount points by mount index. */
+  private async mountIdmappedVolumes(
+    id: string,
+    mounts: ContainerConfigRecord['mounts'],
+  ): Promise<Map<number, string>> {
+    const points = new Map<number, string>();
+    for (const [i, m] of mounts.entries()) {
+      if (!m.idmap) continue;
+      const at = idmappedVolumePath(this.containerDir(id), i);
+      await idmapMount(m.hostPath, at, m.idmap, this.settings.idmapHelper);
+      points.set(i, at);
+    }
+    return points;
   }
 
   /** Unmounts the rootfs, its id-mapped layers and the image volumes (tolerating what is not mounted). */
@@ -561,6 +587,7 @@ export class ContainerManager {
       }),
     );
     await this.mountImageVolumes(id, volumeImages);
+    await this.mountIdmappedVolumes(id, c.config.mounts);
     await rm(join(this.settings.exitsDir, id), { force: true });
     await rm(join(this.persistDir(id), 'oom'), { force: true });
     await rm(join(this.persistDir(id), 'exit'), { force: true });

@@ -6,7 +6,7 @@
  * that deep images still fit the kernel's one-page option limit.
  */
 import { chown, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CommandError } from '../errors.js';
 import { CommandFailure, runCommand } from '../util/command.js';
@@ -84,14 +84,22 @@ function mapArg(maps: readonly IdMapping[]): string {
   return maps.map((m) => `${m.containerId}:${m.hostId}:${m.size}`).join(',');
 }
 
-/** An id-mapped bind mount of `source` at `target` (made if missing), through the helper. */
+/**
+ * An id-mapped bind mount of `source` (a directory or a file) at `target` (made if missing, of the
+ * same kind), through the helper. Mounts below `source` are not carried over.
+ */
 export async function idmapMount(
   source: string,
   target: string,
   maps: IdMaps,
   helper = IDMAP_HELPER,
 ): Promise<void> {
-  await mkdir(target, { recursive: true, mode: 0o755 });
+  if ((await stat(source)).isDirectory()) {
+    await mkdir(target, { recursive: true, mode: 0o755 });
+  } else {
+    await mkdir(dirname(target), { recursive: true, mode: 0o755 });
+    await writeFile(target, '', { flag: 'a', mode: 0o644 });
+  }
   if (await isMounted(target)) return;
   await run(helper, [mapArg(maps.uids), mapArg(maps.gids), source, target]);
 }
@@ -137,11 +145,17 @@ export async function mountIdmappedRootfs(
   );
 }
 
-/** Unmounts the id-mapped layers of a container (after its root; tolerating none). */
+/** Where a container's id-mapped volume `index` (CRI Mount with uid/gid mappings) is mounted. */
+export function idmappedVolumePath(containerDir: string, index: number): string {
+  return join(containerDir, 'idmapped-volumes', String(index));
+}
+
+/** Unmounts the id-mapped layers and volumes of a container (after its root; tolerating none). */
 export async function unmountIdmappedLayers(containerDir: string): Promise<void> {
-  const base = join(containerDir, 'idmapped');
-  const entries = await readdir(base).catch(() => [] as string[]);
-  for (const name of entries.filter((n) => /^\d+$/.test(n))) await unmountRootfs(join(base, name));
+  for (const base of [join(containerDir, 'idmapped'), join(containerDir, 'idmapped-volumes')]) {
+    const entries = await readdir(base).catch(() => [] as string[]);
+    for (const name of entries.filter((n) => /^\d+$/.test(n))) await unmountRootfs(join(base, name));
+  }
 }
 
 /** Unmounts the merged root (tolerating "not mounted"). */

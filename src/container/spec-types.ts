@@ -10,6 +10,7 @@
  * (containerd 1.7's choices unless docs/architecture.md says why crisp differs).
  */
 import type { ImageRunConfig } from '../image/types.js';
+import type { IdMaps } from './rootfs.js';
 
 // --- inputs --------------------------------------------------------------------------------------
 
@@ -51,6 +52,11 @@ export interface MountInput {
    * spec (runc 1.1 has no rro): the container engine applies it between create and start.
    */
   recursiveReadOnly?: boolean;
+  /**
+   * Id-mapped through these maps (kubelet sets the pod's user namespace maps on a volume of such a
+   * pod): the container engine mounts it so and binds that in instead of hostPath.
+   */
+  idmap?: IdMaps;
 }
 
 /** A CRI Device: a host device node (or a directory of them) for the container, see devices.ts. */

@@ -557,6 +557,13 @@ export class SandboxManager {
         `must be the pod's: pod "${sandbox.config.id}" ${sandbox.config.userns ? 'has its own user namespace' : 'uses the host user namespace'}`,
       );
     }
+    const idmapped = input.spec.mounts.find((m) => m.idmap !== undefined);
+    if (idmapped && !sandbox.config.userns) {
+      throw new InvalidArgumentError(
+        'config.mounts.uidMappings',
+        `the mount at ${JSON.stringify(idmapped.containerPath)} is id-mapped, which is for pods with their own user namespace, and pod "${sandbox.config.id}" has none`,
+      );
+    }
     const pod = this.podContext(view.sandbox, view.infra);
     const logPath = this.logPathFor(view.sandbox, input.logPath);
     const mounts = await resolveMountSources(input.spec.mounts);
@@ -596,10 +603,15 @@ export class SandboxManager {
       ...(sandbox.config.userns ? { idmap: sandbox.config.userns } : {}),
       ...(input.stopSignal === undefined ? {} : { stopSignal: input.stopSignal }),
       imageVolumes: imageMounts.map((m) => ({ image: m.image, field: `${m.field}.image` })),
-      buildSpec: async ({ id, rootfs, image, imageVolumes }) => {
+      buildSpec: async ({ id, rootfs, image, imageVolumes, idmappedMounts }) => {
+        // An id-mapped volume is bound in from where the engine id-mapped it.
+        const bound = mounts.map(({ idmap: _idmap, ...m }, i) => {
+          const at = idmappedMounts.get(i);
+          return at === undefined ? m : { ...m, hostPath: at };
+        });
         const specInput: ContainerSpecInput = {
           ...input.spec,
-          mounts: [...mounts, ...(await imageVolumeMounts(imageMounts, imageVolumes))],
+          mounts: [...bound, ...(await imageVolumeMounts(imageMounts, imageVolumes))],
           id,
           sandboxId: sandbox.config.id,
           image: { id: image.id, ref: input.image, run: image.run },

@@ -147,6 +147,8 @@ export const containerConfigSchema = z
             propagation: z.enum(['private', 'host-to-container', 'bidirectional']),
             /** Read-only with every mount below it (CRI recursive_read_only). */
             recursiveReadOnly: z.boolean().optional(),
+            /** Id-mapped through these maps (a volume of a user-namespaced pod). */
+            idmap: idMaps.optional(),
           })
           .readonly(),
       )

@@ -5,7 +5,7 @@
  * the namespace and its network, and nothing stays behind.
  */
 import assert from 'node:assert/strict';
-import { access, readdir, readFile, stat } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status as GrpcCode } from '@grpc/grpc-js';
@@ -55,6 +55,7 @@ describe('user namespaces', () => {
     pod: { id: string; config: ReturnType<typeof podConfig> },
     name: string,
     sc: Record<string, unknown> = {},
+    mounts: Record<string, unknown>[] = [],
   ) => {
     const { container_id } = await cri.runtime.CreateContainer(
       {
@@ -63,6 +64,7 @@ describe('user namespaces', () => {
           metadata: { name },
           image: { image: setup.image },
           command: ['sleep', '1000'],
+          mounts,
           linux: { security_context: { namespace_options: { userns_options: USERNS }, ...sc } },
         },
         sandbox_config: pod.config,
@@ -123,6 +125,35 @@ describe('user namespaces', () => {
     assert.equal(await nsOf(a), await nsOf(b));
     assert.match((await sh(b, 'ip link show lo')).out, /UP/);
     await access(join(setup.dirs.run, 'netns', podId)); // pinned while the pod lives
+    // Volumes: kubelet sets the pod's maps on them, and the node's root-owned files are root's
+    // inside; without maps they belong to nobody and a 0600 file cannot be read.
+    const vol = join(setup.dirs.base, 'userns-volume');
+    await mkdir(vol, { recursive: true });
+    await writeFile(join(vol, 'secret'), 'for root only\n', { mode: 0o600 });
+    const volumes = await run(pod, 'volumes', {}, [
+      { container_path: '/mapped', host_path: vol, uidMappings: MAPS, gidMappings: MAPS },
+      {
+        container_path: '/mapped-file',
+        host_path: join(vol, 'secret'),
+        uidMappings: MAPS,
+        gidMappings: MAPS,
+      },
+      { container_path: '/unmapped', host_path: vol },
+    ]);
+    assert.equal(
+      (await sh(volumes, 'stat -c %u:%g /mapped/secret; cat /mapped/secret')).out,
+      '0:0\nfor root only',
+    );
+    assert.equal((await sh(volumes, 'cat /mapped-file')).out, 'for root only');
+    assert.equal((await sh(volumes, 'stat -c %u /unmapped/secret')).out, '65534');
+    assert.match((await sh(volumes, 'cat /unmapped/secret')).err, /Permission denied/);
+    assert.equal((await sh(volumes, 'touch /mapped/from-inside')).code, 0);
+    assert.equal(
+      (await stat(join(vol, 'from-inside'))).uid,
+      0,
+      'root inside writes as the node’s root through the map',
+    );
+
     // Root inside holds no power over the node: it cannot make device nodes.
     assert.notEqual((await sh(a, 'mknod /tmp/null c 1 3')).code, 0);
 
@@ -151,6 +182,27 @@ describe('user namespaces', () => {
       assert.match(err.details, pattern);
     }
     assert.equal((await cri.runtime.ListPodSandbox({})).items.length, podsBefore, 'no pod made');
+
+    // Id-mapped volumes are for user-namespaced pods only.
+    const plainConfig = podConfig({});
+    const { pod_sandbox_id: plainId } = await cri.runtime.RunPodSandbox({ config: plainConfig }, 60_000);
+    const mapped = await rejection(
+      cri.runtime.CreateContainer({
+        pod_sandbox_id: plainId,
+        config: {
+          metadata: { name: 'mapped' },
+          image: { image: setup.image },
+          command: ['sleep', '1000'],
+          mounts: [
+            { container_path: '/v', host_path: setup.dirs.base, uidMappings: MAPS, gidMappings: MAPS },
+          ],
+        },
+        sandbox_config: plainConfig,
+      }),
+    );
+    assert.equal(mapped.code, GrpcCode.INVALID_ARGUMENT, mapped.details);
+    assert.match(mapped.details, /uidMappings.*own user namespace/);
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: plainId }, 60_000);
 
     // A container cannot leave its pod's user namespace.
     const config = podConfig({ userns_options: USERNS });

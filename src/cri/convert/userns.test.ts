@@ -24,7 +24,7 @@ describe('usernsFromCri', () => {
       [{ mode: 'CONTAINER', uids: [map(0, 1, 1)], gids: [map(0, 1, 1)] }, `${F}.mode`, /CONTAINER/],
       [{ mode: 'TARGET', uids: [], gids: [] }, `${F}.mode`, /TARGET/],
       [{ mode: 'NODE', uids: [map(0, 1, 1)], gids: [] }, `${F}.mode`, /no uid\/gid mappings/],
-      [{ mode: 'POD', uids: [], gids: [map(0, 1, 1)] }, `${F}.uids`, /at least one/],
+      [{ mode: 'POD', uids: [], gids: [map(0, 1, 1)] }, `${F}.uids`, /at least one mapping/],
       [{ mode: 'POD', uids: [map(0, 1, 1)], gids: [map(0, 1, 0)] }, `${F}.gids[0]`, /length 0/],
       [{ mode: 'POD', uids: [map(0, 2 ** 32 - 10, 100)], gids: [map(0, 1, 1)] }, `${F}.uids[0]`, /32-bit/],
       [

@@ -8,8 +8,9 @@ const MAX_ID = 2 ** 32 - 1;
 /** The kernel accepts at most this many ranges per map. */
 const MAX_RANGES = 340;
 
-function ranges(list: IDMapping__Output[], field: string): IdMaps['uids'] {
-  if (list.length === 0) throw new InvalidArgumentError(field, 'mode POD needs at least one mapping');
+/** CRI IDMappings → id map ranges: at least one, none empty, overlapping or past 32 bits. */
+export function idMapRanges(list: IDMapping__Output[], field: string): IdMaps['uids'] {
+  if (list.length === 0) throw new InvalidArgumentError(field, 'needs at least one mapping');
   if (list.length > MAX_RANGES) {
     throw new InvalidArgumentError(field, `${list.length} mappings; the kernel takes at most ${MAX_RANGES}`);
   }
@@ -63,5 +64,5 @@ export function usernsFromCri(
       `${opts.mode} is not supported for user namespaces: use POD or NODE`,
     );
   }
-  return { uids: ranges(opts.uids, `${field}.uids`), gids: ranges(opts.gids, `${field}.gids`) };
+  return { uids: idMapRanges(opts.uids, `${field}.uids`), gids: idMapRanges(opts.gids, `${field}.gids`) };
 }

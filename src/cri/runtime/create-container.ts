@@ -18,7 +18,7 @@ import type { JsonValue } from '../../sandbox/manager.js';
 import type { UnaryImpl } from '../handler.js';
 import { requireMessage, requireString } from '../validate.js';
 import { resourcesFromCri } from '../convert/resources.js';
-import { usernsFromCri } from '../convert/userns.js';
+import { idMapRanges, usernsFromCri } from '../convert/userns.js';
 
 /**
  * The request's mounts: host paths bound in (MountInput), and image volumes (Mount.image set,
@@ -33,12 +33,14 @@ function mounts(
   const imageMounts: ImageMountInput[] = [];
   list.forEach((m, i) => {
     const field = `config.mounts[${i}]`;
-    if (m.uidMappings.length > 0 || m.gidMappings.length > 0) {
-      throw new InvalidArgumentError(
-        `${field}.${m.uidMappings.length > 0 ? 'uidMappings' : 'gidMappings'}`,
-        'id-mapped mounts need user namespaces, which crisp does not offer on this node (the Status runtime handler features say so)',
-      );
-    }
+    // kubelet sets both, with the pod's user namespace maps, for the volumes of such a pod.
+    const idmap =
+      m.uidMappings.length > 0 || m.gidMappings.length > 0
+        ? {
+            uids: idMapRanges(m.uidMappings, `${field}.uidMappings`),
+            gids: idMapRanges(m.gidMappings, `${field}.gidMappings`),
+          }
+        : undefined;
     if (m.propagation === 'PROPAGATION_BIDIRECTIONAL' && !privileged) {
       throw new InvalidArgumentError(
         `${field}.propagation`,
@@ -87,6 +89,7 @@ function mounts(
       hostPath: m.host_path,
       readonly: m.readonly,
       ...(m.recursive_read_only ? { recursiveReadOnly: true } : {}),
+      ...(idmap ? { idmap } : {}),
       propagation:
         m.propagation === 'PROPAGATION_BIDIRECTIONAL'
           ? 'bidirectional'
