@@ -12,6 +12,7 @@ import type { LayerSource } from './layer-cache.js';
 import { parseImageConfig, parseManifest, selectPlatform, type Descriptor } from './manifest.js';
 import type { RegistryClient } from './registry-client.js';
 import type { Credentials, ImageReference, ImageRunConfig, PullSource } from './types.js';
+import { mapLimit } from '../util/map-limit.js';
 
 /** Layers of one image fetched at the same time. */
 const LAYER_CONCURRENCY = 3;
@@ -56,23 +57,6 @@ export interface PullerDeps {
   layers: LayerSource;
   log: Logger;
   onBytes?: (n: number) => void;
-}
-
-async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, i: number) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i] as T, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 export async function pullReference(

@@ -4,12 +4,13 @@
  * UpdateContainerResources on a live container (also in ContainerStatus).
  */
 import assert from 'node:assert/strict';
-import { access, readFile, readdir, rmdir } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status as GrpcCode } from '@grpc/grpc-js';
 import { rejection, type CriClients } from './harness/cri-client.js';
 import { until } from './harness/host.js';
+import { cgroupV2, removeCgroupDirs } from './harness/cgroups.js';
 import { startWithBusybox, type BusyboxSetup } from './harness/with-busybox.js';
 import type { LinuxContainerResources } from '../../src/generated/runtime/v1/LinuxContainerResources.js';
 
@@ -30,7 +31,7 @@ describe('container resources', () => {
   before(async () => {
     setup = await startWithBusybox(`pids_limit = ${PIDS_LIMIT}\n`);
     cri = setup.cri;
-    v2 = await exists('/sys/fs/cgroup/cgroup.controllers');
+    v2 = await cgroupV2();
   });
 
   /** The cgroup parent of the resized pod; its directories are the test's own, removed after. */
@@ -152,18 +153,7 @@ describe('container resources', () => {
 
   after(async () => {
     await setup.teardown();
-    const roots = v2
-      ? ['/sys/fs/cgroup']
-      : (await readdir('/sys/fs/cgroup', { withFileTypes: true }))
-          .filter((d) => d.isDirectory())
-          .map((d) => join('/sys/fs/cgroup', d.name));
-    for (const root of roots) {
-      for (const dir of [join(root, parent, 'pod'), join(root, parent)]) {
-        await rmdir(dir).catch((err: unknown) => {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        });
-      }
-    }
+    await removeCgroupDirs([join(parent, 'pod'), parent]);
   });
 
   it('writes a resized pod’s resources plus overhead to its cgroup', async () => {

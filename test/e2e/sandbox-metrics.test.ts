@@ -6,7 +6,7 @@
  * read by the test before and after each call.
  */
 import assert from 'node:assert/strict';
-import { access, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ClientReadableStream } from '@grpc/grpc-js';
@@ -15,41 +15,11 @@ import type { MetricDescriptor__Output } from '../../src/generated/runtime/v1/Me
 import type { PodSandboxMetrics__Output } from '../../src/generated/runtime/v1/PodSandboxMetrics.js';
 import type { CriClients } from './harness/cri-client.js';
 import { until } from './harness/host.js';
+import { cgroupDir, kernelCpuNs } from './harness/cgroups.js';
 import { startWithBusybox, type BusyboxSetup } from './harness/with-busybox.js';
 
-const CGROUP_ROOT = '/sys/fs/cgroup';
 const NAMESPACE = 'e2e-metrics';
 const BASE_KEYS = ['id', 'image', 'namespace', 'pod', 'container'];
-
-const cgroupV2 = (): Promise<boolean> =>
-  access(join(CGROUP_ROOT, 'cgroup.controllers')).then(
-    () => true,
-    () => false,
-  );
-
-/** The directory of `pid`'s cgroup for a v1 controller (or the v2 one), from /proc/<pid>/cgroup. */
-async function cgroupDir(pid: number, controller: string): Promise<string> {
-  const text = await readFile(`/proc/${pid}/cgroup`, 'utf8');
-  const v2 = await cgroupV2();
-  for (const line of text.split('\n')) {
-    const [hier, names = '', ...rest] = line.split(':');
-    const path = rest.join(':');
-    if (v2 && hier === '0' && names === '') return join(CGROUP_ROOT, path);
-    if (!v2 && names.split(',').includes(controller)) return join(CGROUP_ROOT, controller, path);
-  }
-  throw new Error(`no ${controller} cgroup for pid ${pid}:\n${text}`);
-}
-
-/** Cumulative CPU nanoseconds of a cgroup, as the kernel counts them. */
-async function kernelCpuNs(dir: string): Promise<bigint> {
-  if (await cgroupV2()) {
-    const line = (await readFile(join(dir, 'cpu.stat'), 'utf8'))
-      .split('\n')
-      .find((l) => l.startsWith('usage_usec '));
-    return BigInt(line?.split(' ')[1] ?? '0') * 1000n;
-  }
-  return BigInt((await readFile(join(dir, 'cpuacct.usage'), 'utf8')).trim());
-}
 
 /** rx bytes per interface of a process's network namespace. */
 async function netDevRx(pid: number): Promise<Map<string, bigint>> {

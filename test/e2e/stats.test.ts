@@ -6,7 +6,7 @@
  * test before and after each call.
  */
 import assert from 'node:assert/strict';
-import { access, readFile, readdir, rmdir } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status as GrpcCode, type ClientReadableStream } from '@grpc/grpc-js';
@@ -15,45 +15,15 @@ import type { PodSandboxStats__Output } from '../../src/generated/runtime/v1/Pod
 import type { UInt64Value__Output } from '../../src/generated/runtime/v1/UInt64Value.js';
 import { rejection, type CriClients } from './harness/cri-client.js';
 import { sleep, until } from './harness/host.js';
+import { cgroupDir, kernelCpuNs, removeCgroupDirs } from './harness/cgroups.js';
 import { startWithBusybox, type BusyboxSetup } from './harness/with-busybox.js';
 
 const MiB = 1024n * 1024n;
-const CGROUP_ROOT = '/sys/fs/cgroup';
 
 /** A UInt64Value that must be set. */
 function n(v: UInt64Value__Output | null | undefined, what: string): bigint {
   assert.ok(v, `${what} is set`);
   return BigInt(v.value);
-}
-
-const cgroupV2 = (): Promise<boolean> =>
-  access(join(CGROUP_ROOT, 'cgroup.controllers')).then(
-    () => true,
-    () => false,
-  );
-
-/** The directory of `pid`'s cgroup for a v1 controller (or the v2 one), from /proc/<pid>/cgroup. */
-async function cgroupDir(pid: number, controller: string): Promise<string> {
-  const text = await readFile(`/proc/${pid}/cgroup`, 'utf8');
-  const v2 = await cgroupV2();
-  for (const line of text.split('\n')) {
-    const [hier, names = '', ...rest] = line.split(':');
-    const path = rest.join(':');
-    if (v2 && hier === '0' && names === '') return join(CGROUP_ROOT, path);
-    if (!v2 && names.split(',').includes(controller)) return join(CGROUP_ROOT, controller, path);
-  }
-  throw new Error(`no ${controller} cgroup for pid ${pid}:\n${text}`);
-}
-
-/** Cumulative CPU nanoseconds of a cgroup, as the kernel counts them. */
-async function kernelCpuNs(dir: string): Promise<bigint> {
-  if (await cgroupV2()) {
-    const line = (await readFile(join(dir, 'cpu.stat'), 'utf8'))
-      .split('\n')
-      .find((l) => l.startsWith('usage_usec '));
-    return BigInt(line?.split(' ')[1] ?? '0') * 1000n;
-  }
-  return BigInt((await readFile(join(dir, 'cpuacct.usage'), 'utf8')).trim());
 }
 
 async function kernelPids(dir: string): Promise<bigint> {
@@ -182,18 +152,7 @@ describe('stats: containers and pods from their cgroups, layers and network name
   after(async () => {
     await setup.teardown();
     // runc removes the containers' cgroups; the parent directories are the test's own.
-    const dirs = (await cgroupV2())
-      ? [CGROUP_ROOT]
-      : (await readdir(CGROUP_ROOT, { withFileTypes: true }))
-          .filter((d) => d.isDirectory())
-          .map((d) => join(CGROUP_ROOT, d.name));
-    for (const d of dirs) {
-      for (const p of [join(d, parent, 'pod-parented'), join(d, parent)]) {
-        await rmdir(p).catch((err: unknown) => {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        });
-      }
-    }
+    await removeCgroupDirs([join(parent, 'pod-parented'), parent]);
   });
 
   it('ContainerStats: a busy container’s CPU time grows, with usage_nano_cores near one core', async () => {

@@ -21,6 +21,7 @@ import type { SandboxManager, SandboxView } from '../../sandbox/manager.js';
 import { METRIC_DESCRIPTORS, podSandboxMetricsPages, toPodSandboxMetrics } from '../convert/metrics.js';
 import type { StreamImpl, UnaryImpl } from '../handler.js';
 import { runningAppsByPod } from './pod-sandbox-stats.js';
+import { mapLimit } from '../../util/map-limit.js';
 
 /** What these RPCs use of the engines. */
 export type MetricsSandboxes = Pick<SandboxManager, 'list'>;
@@ -61,16 +62,7 @@ async function readPods(
   byPod: Map<string, StoredContainer[]>,
   reader: MetricsReader,
 ): Promise<PodSandboxMetrics[]> {
-  const out = new Array<PodSandboxMetrics | undefined>(views.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (let i = next++; i < views.length; i = next++) {
-      const v = views[i];
-      if (v) out[i] = await metricsOf(v, byPod.get(v.sandbox.config.id) ?? [], reader);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(POD_CONCURRENCY, views.length) }, worker));
-  return out.filter((m): m is PodSandboxMetrics => m !== undefined);
+  return mapLimit(views, POD_CONCURRENCY, (v) => metricsOf(v, byPod.get(v.sandbox.config.id) ?? [], reader));
 }
 
 function readyPods(sandboxes: MetricsSandboxes): SandboxView[] {

@@ -25,6 +25,7 @@ import {
 } from '../convert/stats.js';
 import type { StreamImpl, UnaryImpl } from '../handler.js';
 import { requireString } from '../validate.js';
+import { mapLimit } from '../../util/map-limit.js';
 
 /** Running application containers, by pod id. */
 export function runningAppsByPod(containers: Pick<ContainerManager, 'list'>): Map<string, StoredContainer[]> {
@@ -81,16 +82,7 @@ async function readPods(
   byPod: Map<string, StoredContainer[]>,
   reader: StatsReader,
 ): Promise<PodSandboxStats[]> {
-  const out = new Array<PodSandboxStats | undefined>(views.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (let i = next++; i < views.length; i = next++) {
-      const v = views[i];
-      if (v) out[i] = await statsOf(v, byPod.get(v.sandbox.config.id) ?? [], reader);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(POD_CONCURRENCY, views.length) }, worker));
-  return out.filter((s): s is PodSandboxStats => s !== undefined);
+  return mapLimit(views, POD_CONCURRENCY, (v) => statsOf(v, byPod.get(v.sandbox.config.id) ?? [], reader));
 }
 
 export function listPodSandboxStats(
