@@ -11,7 +11,7 @@ import { readFile, readdir, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status as GrpcCode, type ServiceError } from '@grpc/grpc-js';
-import { rejection, type CriClients } from './harness/cri-client.js';
+import { containerPid as pidOf, rejection, type CriClients } from './harness/cri-client.js';
 import type { RunningCrisp, TestDirs } from './harness/daemon.js';
 import { mountsUnder, sleep, until } from './harness/host.js';
 import type { TestRegistry } from './harness/registry.js';
@@ -226,12 +226,7 @@ describe('containers on runc and conmon: logs, exec, OOM, stop, concurrency, res
       },
       timeoutMs,
     );
-  const containerPid = async (id: string): Promise<number> => {
-    const res = await cri.runtime.ContainerStatus({ container_id: id, verbose: true });
-    const info = JSON.parse(res.info.info ?? '{}') as { pid?: number | null };
-    assert.ok(typeof info.pid === 'number' && info.pid > 0, `container ${id} has a pid`);
-    return info.pid;
-  };
+  const containerPid = (id: string): Promise<number> => pidOf(cri, id);
   const waitForLog = (path: string, needle: string) =>
     until(`${JSON.stringify(needle)} in ${path}`, async () => {
       const text = await readFile(path, 'utf8').catch(() => '');

@@ -13,7 +13,7 @@ import type { ClientReadableStream } from '@grpc/grpc-js';
 import type { Metric__Output } from '../../src/generated/runtime/v1/Metric.js';
 import type { MetricDescriptor__Output } from '../../src/generated/runtime/v1/MetricDescriptor.js';
 import type { PodSandboxMetrics__Output } from '../../src/generated/runtime/v1/PodSandboxMetrics.js';
-import type { CriClients } from './harness/cri-client.js';
+import { containerPid as pidOf, infraPid as infraPidOf, type CriClients } from './harness/cri-client.js';
 import { until } from './harness/host.js';
 import { cgroupDir, kernelCpuNs } from './harness/cgroups.js';
 import { startWithBusybox, type BusyboxSetup } from './harness/with-busybox.js';
@@ -107,19 +107,8 @@ describe('sandbox metrics: cAdvisor-named metrics of pods and containers over CR
     return container_id;
   }
 
-  const containerPid = async (id: string): Promise<number> => {
-    const res = await cri.runtime.ContainerStatus({ container_id: id, verbose: true });
-    const info = JSON.parse(res.info.info ?? '{}') as { pid?: number | null };
-    assert.ok(typeof info.pid === 'number' && info.pid > 0, `container ${id} has a pid`);
-    return info.pid;
-  };
-  const infraPid = async (podId: string): Promise<number> => {
-    const res = await cri.runtime.PodSandboxStatus({ pod_sandbox_id: podId, verbose: true });
-    const info = JSON.parse(res.info.info ?? '{}') as { infraContainer?: { pid?: number | null } | null };
-    const pid = info.infraContainer?.pid;
-    assert.ok(typeof pid === 'number' && pid > 0, `pod ${podId} has an infra pid`);
-    return pid;
-  };
+  const containerPid = (id: string): Promise<number> => pidOf(cri, id);
+  const infraPid = (podId: string): Promise<number> => infraPidOf(cri, podId);
 
   const listAll = async (): Promise<PodSandboxMetrics__Output[]> =>
     (await cri.runtime.ListPodSandboxMetrics({})).pod_metrics;

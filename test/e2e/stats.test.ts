@@ -13,7 +13,12 @@ import { status as GrpcCode, type ClientReadableStream } from '@grpc/grpc-js';
 import type { ContainerStats__Output } from '../../src/generated/runtime/v1/ContainerStats.js';
 import type { PodSandboxStats__Output } from '../../src/generated/runtime/v1/PodSandboxStats.js';
 import type { UInt64Value__Output } from '../../src/generated/runtime/v1/UInt64Value.js';
-import { rejection, type CriClients } from './harness/cri-client.js';
+import {
+  containerPid as pidOf,
+  infraPid as infraPidOf,
+  rejection,
+  type CriClients,
+} from './harness/cri-client.js';
 import { sleep, until } from './harness/host.js';
 import { cgroupDir, kernelCpuNs, removeCgroupDirs } from './harness/cgroups.js';
 import { startWithBusybox, type BusyboxSetup } from './harness/with-busybox.js';
@@ -108,19 +113,8 @@ describe('stats: containers and pods from their cgroups, layers and network name
     return container_id;
   }
 
-  const containerPid = async (id: string): Promise<number> => {
-    const res = await cri.runtime.ContainerStatus({ container_id: id, verbose: true });
-    const info = JSON.parse(res.info.info ?? '{}') as { pid?: number | null };
-    assert.ok(typeof info.pid === 'number' && info.pid > 0, `container ${id} has a pid`);
-    return info.pid;
-  };
-  const infraPid = async (podId: string): Promise<number> => {
-    const res = await cri.runtime.PodSandboxStatus({ pod_sandbox_id: podId, verbose: true });
-    const info = JSON.parse(res.info.info ?? '{}') as { infraContainer?: { pid?: number | null } | null };
-    const pid = info.infraContainer?.pid;
-    assert.ok(typeof pid === 'number' && pid > 0, `pod ${podId} has an infra pid`);
-    return pid;
-  };
+  const containerPid = (id: string): Promise<number> => pidOf(cri, id);
+  const infraPid = (podId: string): Promise<number> => infraPidOf(cri, podId);
   const stats = async (id: string): Promise<ContainerStats__Output> => {
     const res = await cri.runtime.ContainerStats({ container_id: id });
     assert.ok(res.stats, 'ContainerStats answers with stats');

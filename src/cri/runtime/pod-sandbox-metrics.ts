@@ -20,7 +20,7 @@ import type { StatsReader } from '../../container/stats.js';
 import type { SandboxManager, SandboxView } from '../../sandbox/manager.js';
 import { METRIC_DESCRIPTORS, podSandboxMetricsPages, toPodSandboxMetrics } from '../convert/metrics.js';
 import type { StreamImpl, UnaryImpl } from '../handler.js';
-import { runningAppsByPod } from './pod-sandbox-stats.js';
+import { readPodSample, runningAppsByPod } from './pod-sandbox-stats.js';
 import { mapLimit } from '../../util/map-limit.js';
 
 /** What these RPCs use of the engines. */
@@ -45,15 +45,7 @@ async function metricsOf(
   apps: StoredContainer[],
   reader: MetricsReader,
 ): Promise<PodSandboxMetrics> {
-  const c = view.sandbox.config;
-  const sample = await reader.readPodStats({
-    sandboxId: c.id,
-    cgroupParent: c.cgroupParent,
-    hostNetwork: c.hostNetwork,
-    infra: view.infra,
-    containers: apps,
-  });
-  return toPodSandboxMetrics(c, sample);
+  return toPodSandboxMetrics(view.sandbox.config, await readPodSample(view, apps, reader));
 }
 
 /** The pods' metrics in the order given, POD_CONCURRENCY pods at a time. */

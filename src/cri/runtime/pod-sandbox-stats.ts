@@ -39,20 +39,28 @@ export function runningAppsByPod(containers: Pick<ContainerManager, 'list'>): Ma
   return byPod;
 }
 
-async function statsOf(
+/** One sample of a pod and its running app containers (also what the metrics RPCs report). */
+export function readPodSample(
   view: SandboxView,
   apps: StoredContainer[],
-  reader: StatsReader,
-): Promise<PodSandboxStats> {
+  reader: Pick<StatsReader, 'readPodStats'>,
+): ReturnType<StatsReader['readPodStats']> {
   const c = view.sandbox.config;
-  const sample = await reader.readPodStats({
+  return reader.readPodStats({
     sandboxId: c.id,
     cgroupParent: c.cgroupParent,
     hostNetwork: c.hostNetwork,
     infra: view.infra,
     containers: apps,
   });
-  return toPodSandboxStats(view, sample);
+}
+
+async function statsOf(
+  view: SandboxView,
+  apps: StoredContainer[],
+  reader: StatsReader,
+): Promise<PodSandboxStats> {
+  return toPodSandboxStats(view, await readPodSample(view, apps, reader));
 }
 
 export function podSandboxStats(

@@ -78,3 +78,20 @@ export async function rejection(pending: Promise<unknown>): Promise<ServiceError
   }
   throw new Error('expected the call to fail, but it succeeded');
 }
+
+/** The host pid of a running container, from ContainerStatus verbose info. */
+export async function containerPid(cri: CriClients, id: string): Promise<number> {
+  const res = await cri.runtime.ContainerStatus({ container_id: id, verbose: true });
+  const info = JSON.parse(res.info.info ?? '{}') as { pid?: number | null };
+  if (typeof info.pid !== 'number' || info.pid <= 0) throw new Error(`container ${id} has no pid`);
+  return info.pid;
+}
+
+/** The host pid of a pod's infra (pause) process, from PodSandboxStatus verbose info. */
+export async function infraPid(cri: CriClients, podId: string): Promise<number> {
+  const res = await cri.runtime.PodSandboxStatus({ pod_sandbox_id: podId, verbose: true });
+  const info = JSON.parse(res.info.info ?? '{}') as { infraContainer?: { pid?: number | null } | null };
+  const pid = info.infraContainer?.pid;
+  if (typeof pid !== 'number' || pid <= 0) throw new Error(`pod ${podId} has no infra pid`);
+  return pid;
+}
