@@ -6,43 +6,23 @@
  * read by the test before and after each call.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { ClientReadableStream } from '@grpc/grpc-js';
 import type { Metric__Output } from '../../src/generated/runtime/v1/Metric.js';
 import type { MetricDescriptor__Output } from '../../src/generated/runtime/v1/MetricDescriptor.js';
 import type { PodSandboxMetrics__Output } from '../../src/generated/runtime/v1/PodSandboxMetrics.js';
-import { containerPid as pidOf, infraPid as infraPidOf, type CriClients } from './harness/cri-client.js';
-import { until } from './harness/host.js';
+import {
+  collect,
+  containerPid as pidOf,
+  infraPid as infraPidOf,
+  type CriClients,
+} from './harness/cri-client.js';
+import { netDev, until } from './harness/host.js';
 import { cgroupDir, kernelCpuNs } from './harness/cgroups.js';
 import { startWithBusybox, type BusyboxSetup } from './harness/with-busybox.js';
 
 const NAMESPACE = 'e2e-metrics';
 const BASE_KEYS = ['id', 'image', 'namespace', 'pod', 'container'];
-
-/** rx bytes per interface of a process's network namespace. */
-async function netDevRx(pid: number): Promise<Map<string, bigint>> {
-  const out = new Map<string, bigint>();
-  for (const line of (await readFile(`/proc/${pid}/net/dev`, 'utf8')).split('\n').slice(2)) {
-    const [name = '', rest = ''] = line.split(':');
-    const f = rest.trim().split(/\s+/);
-    if (name.trim() !== '' && f.length >= 9) out.set(name.trim(), BigInt(f[0] ?? '0'));
-  }
-  return out;
-}
-
-/** Every message of a server stream, or its error. */
-function collect<T>(stream: ClientReadableStream<T>): Promise<T[]> {
-  return new Promise((resolve, reject) => {
-    const got: T[] = [];
-    stream.on('data', (m: T) => got.push(m));
-    stream.on('error', reject);
-    stream.on('end', () => {
-      resolve(got);
-    });
-  });
-}
 
 /** The one metric with this name whose label values end with `extra`. */
 function metric(metrics: readonly Metric__Output[], name: string, ...extra: string[]): Metric__Output {
@@ -109,6 +89,9 @@ describe('sandbox metrics: cAdvisor-named metrics of pods and containers over CR
 
   const containerPid = (id: string): Promise<number> => pidOf(cri, id);
   const infraPid = (podId: string): Promise<number> => infraPidOf(cri, podId);
+
+  /** rx bytes per interface of a process's network namespace. */
+  const netDevRx = async (pid: number) => new Map([...(await netDev(pid))].map(([k, v]) => [k, v.rx]));
 
   const listAll = async (): Promise<PodSandboxMetrics__Output[]> =>
     (await cri.runtime.ListPodSandboxMetrics({})).pod_metrics;

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { status as GrpcCode, type ClientReadableStream } from '@grpc/grpc-js';
+import { status as GrpcCode } from '@grpc/grpc-js';
 import type { ContainerStats__Output } from '../../src/generated/runtime/v1/ContainerStats.js';
 import type { PodSandboxStats__Output } from '../../src/generated/runtime/v1/PodSandboxStats.js';
 import type { UInt64Value__Output } from '../../src/generated/runtime/v1/UInt64Value.js';
@@ -18,8 +18,9 @@ import {
   infraPid as infraPidOf,
   rejection,
   type CriClients,
+  collect,
 } from './harness/cri-client.js';
-import { sleep, until } from './harness/host.js';
+import { netDev, sleep, until } from './harness/host.js';
 import { cgroupDir, kernelCpuNs, removeCgroupDirs } from './harness/cgroups.js';
 import { startWithBusybox, type BusyboxSetup } from './harness/with-busybox.js';
 
@@ -33,31 +34,6 @@ function n(v: UInt64Value__Output | null | undefined, what: string): bigint {
 
 async function kernelPids(dir: string): Promise<bigint> {
   return BigInt((await readFile(join(dir, 'pids.current'), 'utf8')).trim());
-}
-
-/** rx/tx bytes per interface of a process's network namespace. */
-async function netDev(pid: number): Promise<Map<string, { rx: bigint; tx: bigint }>> {
-  const out = new Map<string, { rx: bigint; tx: bigint }>();
-  for (const line of (await readFile(`/proc/${pid}/net/dev`, 'utf8')).split('\n').slice(2)) {
-    const [name = '', rest = ''] = line.split(':');
-    const f = rest.trim().split(/\s+/);
-    if (name.trim() !== '' && f.length >= 9) {
-      out.set(name.trim(), { rx: BigInt(f[0] ?? '0'), tx: BigInt(f[8] ?? '0') });
-    }
-  }
-  return out;
-}
-
-/** Every message of a server stream, or its error. */
-function collect<T>(stream: ClientReadableStream<T>): Promise<T[]> {
-  return new Promise((resolve, reject) => {
-    const got: T[] = [];
-    stream.on('data', (m: T) => got.push(m));
-    stream.on('error', reject);
-    stream.on('end', () => {
-      resolve(got);
-    });
-  });
 }
 
 describe('stats: containers and pods from their cgroups, layers and network namespaces', () => {

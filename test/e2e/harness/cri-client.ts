@@ -4,7 +4,13 @@
  * promise (typed from the generated service definitions); `raw` keeps the grpc-js clients for
  * streaming calls and low-level tricks.
  */
-import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  Metadata,
+  type Client,
+  type ClientReadableStream,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import type { MethodDefinition } from '@grpc/proto-loader';
 import { loadCriProto } from '../../../src/cri/proto.js';
 import type {
@@ -94,4 +100,16 @@ export async function infraPid(cri: CriClients, podId: string): Promise<number> 
   const pid = info.infraContainer?.pid;
   if (typeof pid !== 'number' || pid <= 0) throw new Error(`pod ${podId} has no infra pid`);
   return pid;
+}
+
+/** Every message of a server stream, or its error. */
+export function collect<T>(stream: ClientReadableStream<T>): Promise<T[]> {
+  return new Promise((resolve, reject) => {
+    const got: T[] = [];
+    stream.on('data', (m: T) => got.push(m));
+    stream.on('error', reject);
+    stream.on('end', () => {
+      resolve(got);
+    });
+  });
 }

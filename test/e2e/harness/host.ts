@@ -41,3 +41,16 @@ export async function processesMentioning(needle: string): Promise<number[]> {
   }
   return out;
 }
+
+/** rx/tx bytes per interface of a process's network namespace, from /proc/<pid>/net/dev. */
+export async function netDev(pid: number): Promise<Map<string, { rx: bigint; tx: bigint }>> {
+  const out = new Map<string, { rx: bigint; tx: bigint }>();
+  for (const line of (await readFile(`/proc/${pid}/net/dev`, 'utf8')).split('\n').slice(2)) {
+    const [name = '', rest = ''] = line.split(':');
+    const f = rest.trim().split(/\s+/);
+    if (name.trim() !== '' && f.length >= 9) {
+      out.set(name.trim(), { rx: BigInt(f[0] ?? '0'), tx: BigInt(f[8] ?? '0') });
+    }
+  }
+  return out;
+}
