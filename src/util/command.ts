@@ -21,14 +21,26 @@ export interface RunResult {
   stderr: string;
 }
 
+/** Optional facts about a failure some callers need (e.g. CNI plugins report errors on stdout). */
+export interface CommandFailureExtra {
+  /** The end of the child's stdout (at most 16 000 characters, trimmed); '' if none. */
+  stdoutTail?: string;
+  /** The errno code when the child could not be started, e.g. `ENOENT`, `ETXTBSY`. */
+  errno?: string;
+}
+
 /** A failed child process; `exitCode` is undefined when it was killed or never started. */
 export class CommandFailure extends Error {
+  readonly stdoutTail: string;
+  readonly errno: string | undefined;
+
   constructor(
     readonly command: string,
     readonly argv: readonly string[],
     readonly exitCode: number | undefined,
     readonly stderrTail: string,
     readonly reason: 'exit' | 'timeout' | 'aborted' | 'spawn',
+    extra: CommandFailureExtra = {},
   ) {
     super(
       `${command} ${
@@ -42,10 +54,18 @@ export class CommandFailure extends Error {
       }${stderrTail ? `: ${stderrTail}` : ''}`,
     );
     this.name = 'CommandFailure';
+    this.stdoutTail = extra.stdoutTail ?? '';
+    this.errno = extra.errno;
   }
 }
 
 const STDERR_TAIL = 2_000;
+const STDOUT_TAIL = 16_000;
+
+function tailOf(text: unknown, max: number): string {
+  const trimmed = typeof text === 'string' ? text.trim() : '';
+  return trimmed.length > max ? `…${trimmed.slice(-max)}` : trimmed;
+}
 
 export type DebugLog = (fields: Record<string, unknown>, msg: string) => void;
 
@@ -71,8 +91,7 @@ export async function runCommand(
     'command finished',
   );
   if (result.failed) {
-    const stderr = typeof result.stderr === 'string' ? result.stderr.trim() : '';
-    const tail = stderr.length > STDERR_TAIL ? `…${stderr.slice(-STDERR_TAIL)}` : stderr;
+    const tail = tailOf(result.stderr, STDERR_TAIL);
     const reason = result.timedOut
       ? 'timeout'
       : result.isCanceled
@@ -86,6 +105,7 @@ export async function runCommand(
       result.exitCode,
       tail || (result.shortMessage ?? ''),
       reason,
+      { stdoutTail: tailOf(result.stdout, STDOUT_TAIL), errno: reason === 'spawn' ? result.code : undefined },
     );
   }
   return { stdout: result.stdout, stderr: result.stderr };
