@@ -43,6 +43,7 @@ e2e: deps-test build ## end-to-end tests against the real daemon binary (root)
 test: deps-test lint typecheck unit e2e ## everything CI runs: lint, typecheck, unit and e2e tests
 
 run: build ## start crisp in the foreground with /etc/crisp/crisp.toml (defaults if missing)
+	@scripts/install-cni-config.sh
 	./bin/crisp
 
 bench: deps-test build ## latency percentiles and memory for the CRI operations, pods, containers and events

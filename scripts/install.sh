@@ -22,6 +22,7 @@ install -d -m 0755 /etc/crisp
 [ -f /etc/crisp/crisp.toml ] || install -m 0644 deploy/crisp.toml /etc/crisp/crisp.toml
 [ -f /etc/crictl.yaml ] || install -m 0644 deploy/crictl.yaml /etc/crictl.yaml
 install -D -m 0644 deploy/crisp.service /etc/systemd/system/crisp.service
+scripts/install-cni-config.sh
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload
   echo "installed; start it with: systemctl enable --now crisp"

@@ -12,7 +12,7 @@ import type { Logger } from './log/logger.js';
 import { startMetricsServer, type MetricsServer } from './metrics/http-server.js';
 import { InflightTracker } from './metrics/inflight.js';
 import { createMetrics } from './metrics/registry.js';
-import { checkCniConfigDir } from './netns/cni-config-check.js';
+import { CniManager } from './netns/cni.js';
 import { checkRuntimeBinaries } from './oci/runtime-check.js';
 import { startAdminServer } from './admin/admin-server.js';
 import { buildImageService, type ImageEngineSettings } from './image/build.js';
@@ -44,6 +44,7 @@ function runtimeInfo(
   config: CrispConfig,
   extra: () => Record<string, unknown>,
   userNamespaces: boolean,
+  cni: Pick<CniManager, 'status'>,
 ): RuntimeInfo {
   const handlerNames = ['', ...Object.keys(config.runtimes).sort()];
   const binaries: Record<string, string> = { conmon: config.conmon_path };
@@ -55,7 +56,7 @@ function runtimeInfo(
     handlers: handlerNames.map((name) => ({ name, recursiveReadOnlyMounts: userNamespaces, userNamespaces })),
     supplementalGroupsPolicy: true,
     runtimeReady: () => checkRuntimeBinaries(binaries),
-    networkReady: () => checkCniConfigDir(config.network.cni_conf_dir),
+    networkReady: () => cni.status(),
     verboseInfo: extra,
   };
 }
@@ -197,12 +198,23 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
     });
     const netns = new NetnsManager(paths.netnsDir, { log: log.child({ component: 'netns' }) });
     await netns.init();
+    const cni = new CniManager({
+      confDir: config.network.cni_conf_dir,
+      binDirs: config.network.cni_bin_dirs,
+      cacheDir: paths.cniResultsDir,
+      timeoutMs: config.network.plugin_timeout_seconds * 1000,
+      log: log.child({ component: 'cni' }),
+      observe: (op, pluginType, seconds) => {
+        metrics.cniOperationDuration.observe({ op, plugin_type: pluginType }, seconds);
+      },
+    });
     const sandboxes = new SandboxManager(
       {
         store,
         containers,
         images,
         netns,
+        network: cni,
         podFiles: new PodFiles(paths.podsDir, { log: log.child({ component: 'pod-files' }) }),
         log: log.child({ component: 'sandbox' }),
         observer,
@@ -233,7 +245,7 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
       log,
       metrics,
       inflight,
-      runtime: runtimeInfo(config, verboseInfo, userNamespaces),
+      runtime: runtimeInfo(config, verboseInfo, userNamespaces, cni),
       images,
       sandboxes,
       containers,

@@ -123,7 +123,11 @@ describe('loadConfig', () => {
         pause_image: '',
         pull_timeout_seconds: 600,
       },
-      network: { cni_conf_dir: '/etc/cni/net.d', cni_bin_dirs: ['/opt/cni/bin', '/usr/lib/cni'] },
+      network: {
+        cni_conf_dir: '/etc/cni/net.d',
+        cni_bin_dirs: ['/opt/cni/bin', '/usr/lib/cni'],
+        plugin_timeout_seconds: 30,
+      },
       streaming: { address: '127.0.0.1', port: 0 },
     };
     assert.deepEqual(defaultConfig(), expected);
@@ -165,7 +169,11 @@ describe('loadConfig', () => {
         pause_image: 'registry.k8s.io/pause:3.10',
         pull_timeout_seconds: 600,
       },
-      network: { cni_conf_dir: '/etc/crisp/cni', cni_bin_dirs: ['/usr/libexec/cni'] },
+      network: {
+        cni_conf_dir: '/etc/crisp/cni',
+        cni_bin_dirs: ['/usr/libexec/cni'],
+        plugin_timeout_seconds: 30,
+      },
       streaming: { address: '::1', port: 10010 },
     } satisfies CrispConfig);
   });

@@ -19,6 +19,7 @@ describe('derivePaths', () => {
       runcRoot: '/run/crisp/runc',
       podsDir: '/run/crisp/pods',
       execDir: '/run/crisp/exec',
+      cniResultsDir: '/var/lib/crisp/cni/results',
     });
   });
 

@@ -34,6 +34,8 @@ export interface CrispPaths {
   readonly podsDir: string;
   /** Scratch space for ExecSync. */
   readonly execDir: string;
+  /** CNI ADD results per pod and interface (libcni's cache format), for DEL after a restart. */
+  readonly cniResultsDir: string;
 }
 
 export function derivePaths(config: Pick<CrispConfig, 'root_dir' | 'run_dir'>): CrispPaths {
@@ -54,5 +56,6 @@ export function derivePaths(config: Pick<CrispConfig, 'root_dir' | 'run_dir'>): 
     runcRoot: run('runc'),
     podsDir: run('pods'),
     execDir: run('exec'),
+    cniResultsDir: root('cni/results'),
   });
 }

@@ -202,6 +202,7 @@ export const networkSchema = z
       .array(absolutePath)
       .min(1, { error: 'must list at least one directory' })
       .default(['/opt/cni/bin', '/usr/lib/cni']),
+    plugin_timeout_seconds: z.number().int().min(1).max(600).default(30),
   })
   .strict();
 

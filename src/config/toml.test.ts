@@ -38,7 +38,11 @@ const custom: CrispConfig = {
     pause_image: 'pause:3.10',
     pull_timeout_seconds: 120,
   },
-  network: { cni_conf_dir: '/etc/cni/net.d', cni_bin_dirs: ['/a "quoted" dir', '/b'] },
+  network: {
+    cni_conf_dir: '/etc/cni/net.d',
+    cni_bin_dirs: ['/a "quoted" dir', '/b'],
+    plugin_timeout_seconds: 7,
+  },
   streaming: { address: '::', port: 10010 },
 };
 

@@ -81,7 +81,7 @@ export interface ContainerEngineSettings {
 export interface ContainerObserver {
   /** Time spent in one stage of starting a pod or container. */
   stage(
-    stage: 'netns' | 'pod_files' | 'rootfs' | 'spec' | 'runtime_create' | 'runtime_start',
+    stage: 'netns' | 'cni' | 'pod_files' | 'rootfs' | 'spec' | 'runtime_create' | 'runtime_start',
     seconds: number,
   ): void;
   oomKilled(): void;

@@ -15,6 +15,7 @@ export interface CrispMetrics {
   podStartStage: Histogram<'stage'>;
   containerOoms: Counter;
   stopEscalations: Counter<'step'>;
+  cniOperationDuration: Histogram<'op' | 'plugin_type'>;
   /** Sets where the object gauges (crisp_containers, crisp_pods) read their counts at scrape time. */
   countObjects(source: ObjectCounts): void;
 }
@@ -65,7 +66,7 @@ export function createMetrics(): CrispMetrics {
   });
   const podStartStage = new Histogram({
     name: 'crisp_pod_start_stage_duration_seconds',
-    help: 'Time spent in each stage of starting pods and containers (netns, pod_files, rootfs, spec, runtime_create, runtime_start).',
+    help: 'Time spent in each stage of starting pods and containers (netns, cni, pod_files, rootfs, spec, runtime_create, runtime_start).',
     labelNames: ['stage'] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
@@ -79,6 +80,13 @@ export function createMetrics(): CrispMetrics {
     name: 'crisp_container_stop_escalations_total',
     help: 'How far StopContainer had to go: signal (the stop signal sufficed), kill (SIGKILL needed), unstoppable (still alive after SIGKILL).',
     labelNames: ['step'] as const,
+    registers: [registry],
+  });
+  const cniOperationDuration = new Histogram({
+    name: 'crisp_cni_operation_duration_seconds',
+    help: 'Time one CNI plugin call took, by operation (ADD, DEL, CHECK) and plugin type.',
+    labelNames: ['op', 'plugin_type'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
   });
   let source: ObjectCounts | undefined;
@@ -105,6 +113,7 @@ export function createMetrics(): CrispMetrics {
     },
   });
   return {
+    cniOperationDuration,
     registry,
     grpcRequests,
     grpcDuration,

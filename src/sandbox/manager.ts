@@ -30,6 +30,7 @@ import { buildContainerSpec, buildInfraSpec, containerResources } from '../conta
 import { hostDevices, resolveDevices } from '../container/devices.js';
 import { applyPodLimits, podCgroupPath, podLimits } from './pod-cgroup.js';
 import type { IdMaps } from '../container/rootfs.js';
+import { podBandwidth, type PodNetwork, type PodNetworkRef, type PodPortMapping } from './pod-network.js';
 import type {
   ContainerResourcesInput,
   ContainerSpecInput,
@@ -91,6 +92,8 @@ export interface RunPodInput {
   sysctls: Record<string, string>;
   /** The pod's user namespace maps (userns_options mode POD); undefined = the host's. */
   userns?: IdMaps;
+  /** PodSandboxConfig.port_mappings with a host port, for CNI's portMappings capability. */
+  portMappings?: PodPortMapping[];
   runtimeHandler: string;
   criConfig: JsonValue;
 }
@@ -194,6 +197,20 @@ function ociUserns(maps: IdMaps | undefined): Pick<PodContext, 'userns'> {
   return { userns: { uids: oci(maps.uids), gids: oci(maps.gids) } };
 }
 
+/** The identity CNI knows a pod by (CNI_CONTAINERID, CNI_NETNS, CNI_ARGS). */
+function networkRef(
+  c: Pick<RecordInput<'sandboxConfig'>, 'id' | 'netnsPath' | 'name' | 'namespace' | 'uid'>,
+): PodNetworkRef {
+  return { sandboxId: c.id, netnsPath: c.netnsPath, name: c.name, namespace: c.namespace, uid: c.uid };
+}
+
+function withBandwidth(annotations: Readonly<Record<string, string>>): {
+  bandwidth?: ReturnType<typeof podBandwidth>;
+} {
+  const bandwidth = podBandwidth(annotations);
+  return bandwidth ? { bandwidth } : {};
+}
+
 function sameMaps(a: IdMaps | undefined, b: IdMaps | undefined): boolean {
   return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 }
@@ -226,6 +243,8 @@ export class SandboxManager {
       containers: ContainerManager;
       images: ImageService;
       netns: NetnsManager;
+      /** Pod networking (CNI); without it, pods get only their network namespace with lo. */
+      network?: PodNetwork;
       podFiles: PodFiles;
       log: Logger;
       observer?: ContainerObserver;
@@ -349,18 +368,28 @@ export class SandboxManager {
       try {
         // The netns path is known before the namespace exists, so the record can name it first.
         const netnsPath = input.hostNetwork ? '' : this.deps.netns.pathFor(id);
-        await store.commit(
-          new StoreBatch()
-            .putSandboxConfig({ ...config, netnsPath })
-            .putSandboxState(id, { state: 'creating', updatedAt: nowNs() })
-            .putName(nameKey, { kind: 'sandbox', id }),
-        );
+        const ports = input.portMappings ?? [];
+        // One lock for every pod's host ports: the check and the record that claims them.
+        await this.locks.run('host-ports', async () => {
+          if (ports.length > 0) this.checkHostPorts(ports);
+          await store.commit(
+            new StoreBatch()
+              .putSandboxConfig({
+                ...config,
+                netnsPath,
+                ...(ports.length > 0 ? { portMappings: ports } : {}),
+              })
+              .putSandboxState(id, { state: 'creating', updatedAt: nowNs() })
+              .putName(nameKey, { kind: 'sandbox', id }),
+          );
+        });
         undo.push(() => store.commit(new StoreBatch().delSandbox(id).delName(nameKey)));
 
         // A user-namespaced pod's infra container makes its network namespace, pinned below.
         if (!input.hostNetwork && !input.userns) {
           await timed(this.deps.observer, 'netns', () => this.deps.netns.create(id));
           undo.push(() => this.deps.netns.remove(netnsPath));
+          await this.attachNetwork({ ...config, netnsPath }, input, undo);
         }
         const files = await timed(this.deps.observer, 'pod_files', () =>
           this.deps.podFiles.create(id, {
@@ -380,6 +409,7 @@ export class SandboxManager {
           const pid = infra.state.pid ?? 0;
           await timed(this.deps.observer, 'netns', () => this.deps.netns.pinFrom(id, pid));
           undo.push(() => this.deps.netns.remove(netnsPath));
+          await this.attachNetwork({ ...config, netnsPath }, input, undo);
         }
         await this.deps.containers.start(infra.config.id);
         await store.commit(new StoreBatch().putSandboxState(id, { state: 'ready', updatedAt: nowNs() }));
@@ -405,6 +435,58 @@ export class SandboxManager {
     });
     log.info({ sandboxId: id, pod: `${input.namespace}/${input.name}` }, 'pod sandbox ready');
     return id;
+  }
+
+  /**
+   * Refuses host ports another live pod (creating or ready) already maps, for the same protocol
+   * and overlapping host IPs (empty or 0.0.0.0 means every address). The portmap plugin would
+   * add a second, shadowed rule without complaint; kubelet's scheduler normally prevents this.
+   */
+  private checkHostPorts(ports: readonly PodPortMapping[]): void {
+    const anyIp = (ip: string) => ip === '' || ip === '0.0.0.0' || ip === '::';
+    for (const other of this.deps.store.listSandboxes()) {
+      if (other.state.state !== 'ready' && other.state.state !== 'creating') continue;
+      for (const theirs of other.config.portMappings ?? []) {
+        const clash = ports.find(
+          (p) =>
+            p.hostPort === theirs.hostPort &&
+            p.protocol === theirs.protocol &&
+            (anyIp(p.hostIP) || anyIp(theirs.hostIP) || p.hostIP === theirs.hostIP),
+        );
+        if (clash) {
+          throw new FailedPreconditionError(
+            `host port ${clash.hostPort}/${clash.protocol} is already mapped by pod sandbox "${other.config.id}" (${other.config.namespace}/${other.config.name}): remove that pod or choose another host port`,
+          );
+        }
+      }
+    }
+  }
+
+  /**
+   * CNI ADD for a pod whose network namespace exists; its IPs go into the pod's record. The undo
+   * step is a CNI DEL (the spec asks for one after a failed ADD too; the CNI manager does that).
+   */
+  private async attachNetwork(
+    config: RecordInput<'sandboxConfig'>,
+    input: RunPodInput,
+    undo: (() => Promise<unknown>)[],
+  ): Promise<void> {
+    const network = this.deps.network;
+    if (!network) return;
+    const ref = networkRef(config);
+    const attached = await timed(this.deps.observer, 'cni', () =>
+      network.add({
+        ...ref,
+        ...(input.portMappings && input.portMappings.length > 0 ? { portMappings: input.portMappings } : {}),
+        ...(input.dns ? { dns: input.dns } : {}),
+        ...withBandwidth(input.annotations),
+      }),
+    );
+    undo.push(() => network.del(ref));
+    const { v: _v, ...recorded } = this.get(config.id).config;
+    await this.deps.store.commit(
+      new StoreBatch().putSandboxConfig({ ...recorded, ips: attached.ips.map((i) => i.ip) }),
+    );
   }
 
   private infraRequest(
@@ -703,6 +785,12 @@ export class SandboxManager {
       const infra = this.infraOf(sid);
       if (infra) await this.deps.containers.stop(infra.config.id, 0);
       await this.setState(sid, 'notready');
+      // NOTREADY either way; a failed DEL fails the call, and kubelet's retry (or the removal)
+      // runs it again: DEL is idempotent.
+      const network = this.deps.network;
+      if (network && !sandbox.config.hostNetwork && sandbox.config.netnsPath !== '') {
+        await network.del(networkRef(sandbox.config));
+      }
     });
   }
 

@@ -83,6 +83,22 @@ export const sandboxConfigSchema = z
     cgroupParent: z.string(),
     /** The pod's user namespace maps (userns_options mode POD); absent = the host's namespace. */
     userns: idMaps.optional(),
+    /** The pod's IPs from CNI ADD, IPv4 first; absent for host network or without CNI. */
+    ips: z.array(z.string()).readonly().optional(),
+    /** Port mappings with a host port (CNI portmap), to refuse a second pod on the same one. */
+    portMappings: z
+      .array(
+        z
+          .object({
+            hostPort: int,
+            containerPort: int,
+            protocol: z.enum(['tcp', 'udp', 'sctp']),
+            hostIP: z.string(),
+          })
+          .readonly(),
+      )
+      .readonly()
+      .optional(),
     /** The PodSandboxConfig as received (JSON), for status and later features. */
     criConfig: jsonValue,
     createdAt: nanos,

@@ -14,7 +14,7 @@ describe('CRI basics against the real daemon', () => {
   let cri: CriClients;
 
   before(async () => {
-    crisp = await startCrisp();
+    crisp = await startCrisp(undefined, { network: false });
     cri = await connectCri(crisp.dirs.socket);
   });
 

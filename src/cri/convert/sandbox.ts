@@ -32,7 +32,10 @@ export function toPodSandboxStatus(view: SandboxView): PodSandboxStatus {
   const mode = (node: boolean): NamespaceMode => (node ? 'NODE' : 'POD');
   return {
     ...toPodSandbox(view),
-    network: { ip: '', additional_ips: [] },
+    network: {
+      ip: c.ips?.[0] ?? '',
+      additional_ips: (c.ips ?? []).slice(1).map((ip) => ({ ip })),
+    },
     linux: {
       namespaces: {
         options: {

@@ -5,9 +5,40 @@ import type { RunPodSandboxRequest__Output } from '../../generated/runtime/v1/Ru
 import type { RunPodSandboxResponse } from '../../generated/runtime/v1/RunPodSandboxResponse.js';
 import type { JsonValue } from '../../sandbox/manager.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
+import type { PodPortMapping } from '../../sandbox/pod-network.js';
+import type { PortMapping__Output } from '../../generated/runtime/v1/PortMapping.js';
 import type { UnaryImpl } from '../handler.js';
 import { requireMessage, requireString } from '../validate.js';
 import { usernsFromCri } from '../convert/userns.js';
+
+/**
+ * The port mappings CNI's portmap gets: those with a host port (kubelet also lists container ports
+ * without one, for information). Ports out of 1..65535 are INVALID_ARGUMENT naming the entry; a
+ * host-network pod's ports are the node's own and need no mapping.
+ */
+function portMappings(list: PortMapping__Output[], hostNetwork: boolean): PodPortMapping[] {
+  const out: PodPortMapping[] = [];
+  list.forEach((m, i) => {
+    const field = `config.port_mappings[${i}]`;
+    for (const [name, value] of [
+      ['container_port', m.container_port],
+      ['host_port', m.host_port],
+    ] as const) {
+      if (
+        !Number.isInteger(value) ||
+        value < 0 ||
+        value > 65535 ||
+        (name === 'container_port' && value === 0)
+      ) {
+        throw new InvalidArgumentError(`${field}.${name}`, `${value} is not a port (1..65535)`);
+      }
+    }
+    if (m.host_port === 0 || hostNetwork) return;
+    const protocol = m.protocol === 'UDP' ? 'udp' : m.protocol === 'SCTP' ? 'sctp' : 'tcp';
+    out.push({ hostPort: m.host_port, containerPort: m.container_port, protocol, hostIP: m.host_ip });
+  });
+  return out;
+}
 
 export function runPodSandbox(
   sandboxes: SandboxManager,
@@ -63,6 +94,7 @@ export function runPodSandbox(
         privileged: config.linux?.security_context?.privileged ?? false,
         sysctls,
         ...(userns ? { userns } : {}),
+        portMappings: portMappings(config.port_mappings, hostNetwork),
         runtimeHandler: req.runtime_handler,
         criConfig: JSON.parse(JSON.stringify(config)) as JsonValue,
       },

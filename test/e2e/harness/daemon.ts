@@ -4,7 +4,8 @@
  * already running on the machine. The JSON log lines are collected for assertions.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { runCommand } from '../../../src/util/command.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +27,11 @@ export interface TestDirs {
   socket: string;
   cniConfDir: string;
   configFile: string;
+  /**
+   * The test daemon's own pod network: a bridge and a /24 of 10.85.0.0/16 that no other test
+   * daemon uses at the same time, with host-local's leases under `base`.
+   */
+  network: { bridge: string; subnet: string; ipamDir: string };
 }
 
 export async function makeTestDirs(prefix = 'crisp-e2e-'): Promise<TestDirs> {
@@ -33,7 +39,13 @@ export async function makeTestDirs(prefix = 'crisp-e2e-'): Promise<TestDirs> {
   // Searchable by others, as /run and /var/lib are: user-namespaced containers' runc works as an
   // unprivileged host id and must reach its bundle below here.
   await chmod(base, 0o711);
+  const tag = randomBytes(3).toString('hex');
   return {
+    network: {
+      bridge: `crt${tag}`,
+      subnet: `10.85.${100 + ((randomBytes(1)[0] ?? 0) % 150)}.0/24`,
+      ipamDir: join(base, 'cni-ipam'),
+    },
     base,
     root: join(base, 'root'),
     run: join(base, 'run'),
@@ -49,10 +61,44 @@ export interface TestConfigOptions {
   logLevel?: string;
   /** Defaults to an ephemeral loopback port; "" disables the endpoint. */
   metricsAddress?: string;
+  /** false: no pod network config (NetworkReady false); default: the daemon's own bridge. */
+  network?: boolean;
+  /** More [network] keys (e.g. plugin_timeout_seconds = 2). */
+  networkToml?: string;
 }
 
-/** Writes the test daemon's config file. */
+/**
+ * The test daemon's pod network as a conflist: a bridge (gateway, no masquerading: pods talk to
+ * each other and the node only) with host-local IPAM on the daemon's own subnet.
+ */
+export function testConflist(dirs: TestDirs, extraPlugins: object[] = []): string {
+  return JSON.stringify({
+    cniVersion: '1.0.0',
+    name: 'crisp-e2e',
+    plugins: [
+      {
+        type: 'bridge',
+        bridge: dirs.network.bridge,
+        isGateway: true,
+        ipMasq: false,
+        hairpinMode: true,
+        ipam: {
+          type: 'host-local',
+          ranges: [[{ subnet: dirs.network.subnet }]],
+          dataDir: dirs.network.ipamDir,
+        },
+      },
+      ...extraPlugins,
+    ],
+  });
+}
+
+/** Writes the test daemon's config file and, unless told not to, its pod network. */
 export async function writeTestConfig(dirs: TestDirs, opts: TestConfigOptions = {}): Promise<void> {
+  if (opts.network !== false) {
+    await mkdir(dirs.cniConfDir, { recursive: true });
+    await writeFile(join(dirs.cniConfDir, '10-crisp-e2e.conflist'), testConflist(dirs));
+  }
   const toml = [
     `listen = ${JSON.stringify(dirs.socket)}`,
     `root_dir = ${JSON.stringify(dirs.root)}`,
@@ -63,6 +109,7 @@ export async function writeTestConfig(dirs: TestDirs, opts: TestConfigOptions = 
     opts.extraToml ?? '',
     '[network]',
     `cni_conf_dir = ${JSON.stringify(dirs.cniConfDir)}`,
+    opts.networkToml ?? '',
     '',
   ].join('\n');
   await writeFile(dirs.configFile, toml);
@@ -218,5 +265,7 @@ export async function removeTestDirs(dirs: TestDirs): Promise<void> {
     .filter((m) => m === dirs.base || m.startsWith(`${dirs.base}/`))
     .sort((a, b) => b.length - a.length);
   for (const m of mounts) await runCommand('umount', ['-l', m]).catch(() => undefined);
+  // The bridge is the test's own; CNI DEL leaves it (as for any bridge network).
+  await runCommand('ip', ['link', 'del', dirs.network.bridge]).catch(() => undefined);
   await rm(dirs.base, { recursive: true, force: true });
 }

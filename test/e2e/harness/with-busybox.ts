@@ -7,7 +7,14 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connectCri, type CriClients } from './cri-client.js';
-import { makeTestDirs, removeTestDirs, startCrisp, type RunningCrisp, type TestDirs } from './daemon.js';
+import {
+  makeTestDirs,
+  removeTestDirs,
+  startCrisp,
+  type RunningCrisp,
+  type TestConfigOptions,
+  type TestDirs,
+} from './daemon.js';
 import { startRegistry, type TestRegistry } from './registry.js';
 import { busyboxImage } from './test-images.js';
 
@@ -21,8 +28,11 @@ export interface BusyboxSetup {
   teardown(): Promise<void>;
 }
 
-/** `extraToml` goes before the [image] table the set-up writes. */
-export async function startWithBusybox(extraToml = ''): Promise<BusyboxSetup> {
+/** `extraToml` goes before the [image] table the set-up writes; `opts` are startCrisp's. */
+export async function startWithBusybox(
+  extraToml = '',
+  opts: Omit<TestConfigOptions, 'extraToml'> = {},
+): Promise<BusyboxSetup> {
   const registry = await startRegistry();
   await registry.push('library/busybox', '1.0', await busyboxImage());
   const image = `${registry.host}/library/busybox:1.0`;
@@ -30,6 +40,7 @@ export async function startWithBusybox(extraToml = ''): Promise<BusyboxSetup> {
   const registriesConf = join(dirs.base, 'registries.conf');
   await writeFile(registriesConf, `[[registry]]\nlocation = "${registry.host}"\ninsecure = true\n`);
   const crisp = await startCrisp(dirs, {
+    ...opts,
     extraToml: [extraToml, '[image]', `registries_config = ${JSON.stringify(registriesConf)}`].join('\n'),
   });
   const cri = await connectCri(dirs.socket);
