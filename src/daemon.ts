@@ -13,6 +13,7 @@ import { startMetricsServer, type MetricsServer } from './metrics/http-server.js
 import { InflightTracker } from './metrics/inflight.js';
 import { createMetrics } from './metrics/registry.js';
 import { CniManager } from './netns/cni.js';
+import { PodCidrStore } from './sandbox/pod-cidr.js';
 import { checkRuntimeBinaries } from './oci/runtime-check.js';
 import { startAdminServer } from './admin/admin-server.js';
 import { buildImageService, type ImageEngineSettings } from './image/build.js';
@@ -198,6 +199,8 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
     });
     const netns = new NetnsManager(paths.netnsDir, { log: log.child({ component: 'netns' }) });
     await netns.init();
+    const podCidrs = new PodCidrStore(paths.podCidrFile);
+    await podCidrs.load();
     const cni = new CniManager({
       confDir: config.network.cni_conf_dir,
       binDirs: config.network.cni_bin_dirs,
@@ -228,6 +231,7 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
         resourceFacts,
         userNamespaces,
         recursiveReadOnlyMounts: userNamespaces,
+        podCidrs,
       },
     );
 

@@ -20,6 +20,7 @@ describe('derivePaths', () => {
       podsDir: '/run/crisp/pods',
       execDir: '/run/crisp/exec',
       cniResultsDir: '/var/lib/crisp/cni/results',
+      podCidrFile: '/var/lib/crisp/pod-cidr',
     });
   });
 

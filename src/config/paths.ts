@@ -36,6 +36,8 @@ export interface CrispPaths {
   readonly execDir: string;
   /** CNI ADD results per pod and interface (libcni's cache format), for DEL after a restart. */
   readonly cniResultsDir: string;
+  /** kubelet's pod CIDRs from UpdateRuntimeConfig. */
+  readonly podCidrFile: string;
 }
 
 export function derivePaths(config: Pick<CrispConfig, 'root_dir' | 'run_dir'>): CrispPaths {
@@ -57,5 +59,6 @@ export function derivePaths(config: Pick<CrispConfig, 'root_dir' | 'run_dir'>): 
     podsDir: run('pods'),
     execDir: run('exec'),
     cniResultsDir: root('cni/results'),
+    podCidrFile: root('pod-cidr'),
   });
 }

@@ -45,8 +45,7 @@ const command = (r: { container_id: string; cmd: string[] }): void => {
 };
 
 /** RuntimeService RPCs without an implementation yet; server.ts must provide every other one. */
-export type PendingRuntimeMethod =
-  'Exec' | 'Attach' | 'PortForward' | 'UpdateRuntimeConfig' | 'CheckpointContainer';
+export type PendingRuntimeMethod = 'Exec' | 'Attach' | 'PortForward' | 'CheckpointContainer';
 
 export function pendingRuntimeHandlers(ctx: CriContext): {
   [M in PendingRuntimeMethod]: RuntimeServiceHandlers[M];
@@ -57,7 +56,6 @@ export function pendingRuntimeHandlers(ctx: CriContext): {
     Exec: pendingUnary(ctx, s, 'Exec', stream, command),
     Attach: pendingUnary(ctx, s, 'Attach', stream, containerId),
     PortForward: pendingUnary(ctx, s, 'PortForward', stream, sandboxId),
-    UpdateRuntimeConfig: pendingUnary(ctx, s, 'UpdateRuntimeConfig', 'pod networking'),
     CheckpointContainer: pendingUnary(ctx, s, 'CheckpointContainer', 'checkpointing', containerId),
   };
 }

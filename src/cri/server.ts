@@ -23,6 +23,7 @@ import { status } from './runtime/status.js';
 import { version } from './runtime/version.js';
 import { updateContainerResources } from './runtime/update-container-resources.js';
 import { updatePodSandboxResources } from './runtime/update-pod-sandbox-resources.js';
+import { updateRuntimeConfig } from './runtime/update-runtime-config.js';
 import { getContainerEvents } from './runtime/get-container-events.js';
 import { StatsReader } from '../container/stats.js';
 import { containerStats, listContainerStats, streamContainerStats } from './runtime/container-stats.js';
@@ -101,6 +102,7 @@ export function runtimeHandlers(ctx: CriContext): RuntimeServiceHandlers {
     ),
     GetContainerEvents: serverStream(ctx, 'GetContainerEvents', getContainerEvents(ctx.containers.events)),
     UpdatePodSandboxResources: unary(ctx, 'UpdatePodSandboxResources', updatePodSandboxResources(sandboxes)),
+    UpdateRuntimeConfig: unary(ctx, 'UpdateRuntimeConfig', updateRuntimeConfig(sandboxes)),
     ...pendingRuntimeHandlers(ctx),
   };
 }

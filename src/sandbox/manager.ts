@@ -31,6 +31,7 @@ import { hostDevices, resolveDevices } from '../container/devices.js';
 import { applyPodLimits, podCgroupPath, podLimits } from './pod-cgroup.js';
 import type { IdMaps } from '../container/rootfs.js';
 import { podBandwidth, type PodNetwork, type PodNetworkRef, type PodPortMapping } from './pod-network.js';
+import { ipRanges, type PodCidrStore } from './pod-cidr.js';
 import type {
   ContainerResourcesInput,
   ContainerSpecInput,
@@ -72,6 +73,8 @@ export interface SandboxSettings {
   userNamespaces?: boolean;
   /** Whether mounts can be made read-only recursively here (mount_setattr and the helper work). */
   recursiveReadOnlyMounts?: boolean;
+  /** kubelet's pod CIDRs (UpdateRuntimeConfig), loaded; CNI gets them as ipRanges. */
+  podCidrs?: PodCidrStore;
 }
 
 export interface RunPodInput {
@@ -204,6 +207,11 @@ function networkRef(
   return { sandboxId: c.id, netnsPath: c.netnsPath, name: c.name, namespace: c.namespace, uid: c.uid };
 }
 
+function withIpRanges(cidrs: readonly string[]): { capabilityArgs?: Record<string, unknown> } {
+  const ranges = ipRanges(cidrs);
+  return ranges ? { capabilityArgs: { ipRanges: ranges } } : {};
+}
+
 function withBandwidth(annotations: Readonly<Record<string, string>>): {
   bandwidth?: ReturnType<typeof podBandwidth>;
 } {
@@ -263,6 +271,14 @@ export class SandboxManager {
   }
 
   // --- reads ---------------------------------------------------------------------------------
+
+  /** Records kubelet's pod CIDRs (durably) for the networks of the pods created from now on. */
+  async setPodCidrs(cidrs: readonly string[]): Promise<void> {
+    const store = this.settings.podCidrs;
+    if (!store) return;
+    await store.set(cidrs);
+    this.deps.log.info({ podCidrs: cidrs }, 'pod CIDR updated');
+  }
 
   /** Whether CRI recursive_read_only mounts can be honoured on this node. */
   get recursiveReadOnlyMounts(): boolean {
@@ -480,6 +496,7 @@ export class SandboxManager {
         ...(input.portMappings && input.portMappings.length > 0 ? { portMappings: input.portMappings } : {}),
         ...(input.dns ? { dns: input.dns } : {}),
         ...withBandwidth(input.annotations),
+        ...withIpRanges(this.settings.podCidrs?.cidrs ?? []),
       }),
     );
     undo.push(() => network.del(ref));

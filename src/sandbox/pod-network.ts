@@ -21,6 +21,8 @@ export interface PodNetworkRequest {
   portMappings?: PodPortMapping[];
   dns?: { servers: string[]; searches: string[]; options: string[] };
   bandwidth?: { ingressRate?: number; ingressBurst?: number; egressRate?: number; egressBurst?: number };
+  /** More runtimeConfig capability values (ipRanges from kubelet's pod CIDR). */
+  capabilityArgs?: Record<string, unknown>;
 }
 
 export type PodNetworkRef = Pick<PodNetworkRequest, 'sandboxId' | 'netnsPath' | 'name' | 'namespace' | 'uid'>;

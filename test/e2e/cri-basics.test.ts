@@ -87,9 +87,9 @@ describe('CRI basics against the real daemon', () => {
     assert.equal(err.code, GrpcCode.UNIMPLEMENTED);
     assert.match(err.details, /RuntimeService\/CheckpointContainer is not implemented by crisp/);
 
-    const cfg = await rejection(cri.runtime.UpdateRuntimeConfig({}));
-    assert.equal(cfg.code, GrpcCode.UNIMPLEMENTED);
-    assert.match(cfg.details, /RuntimeService\/UpdateRuntimeConfig/);
+    const pf = await rejection(cri.runtime.PortForward({ pod_sandbox_id: 'abc' }));
+    assert.equal(pf.code, GrpcCode.UNIMPLEMENTED);
+    assert.match(pf.details, /RuntimeService\/PortForward/);
   });
 
   it('answers a server-streaming RPC with nothing to report with one empty message', async () => {

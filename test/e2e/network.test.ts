@@ -305,4 +305,33 @@ describe('pod networking (CNI)', () => {
     const ready = (await cri.runtime.Status({})).status?.conditions.find((c) => c.type === 'NetworkReady');
     assert.equal(ready?.status, true, ready?.message);
   });
+
+  it('hands kubelet’s pod CIDR (UpdateRuntimeConfig) to a network that asks for ipRanges', async () => {
+    const half = `${subnetPrefix()}128/25`;
+    const bad = await rejection(
+      cri.runtime.UpdateRuntimeConfig({ runtime_config: { network_config: { pod_cidr: '10.85.0.0/99' } } }),
+    );
+    assert.equal(bad.code, GrpcCode.INVALID_ARGUMENT, bad.details);
+    assert.match(bad.details, /pod_cidr.*10\.85\.0\.0\/99/);
+    await cri.runtime.UpdateRuntimeConfig({ runtime_config: { network_config: { pod_cidr: half } } });
+    const list = JSON.parse(testConflist(setup.dirs, [PORTMAP])) as { plugins: Record<string, unknown>[] };
+    const bridge = list.plugins[0];
+    assert.ok(bridge);
+    // The addresses come from the runtime alone (host-local adds configured ranges to ipRanges).
+    bridge.capabilities = { ipRanges: true };
+    bridge.ipam = { type: 'host-local', dataDir: setup.dirs.network.ipamDir };
+    // A bridge of its own: the daemon's bridge already holds the /24's gateway address.
+    const ownBridge = `${setup.dirs.network.bridge}r`;
+    bridge.bridge = ownBridge;
+    await write(CONFLIST, JSON.stringify(list));
+    try {
+      const p = await runPod();
+      const last = Number((await podIp(p.id)).split('.')[3]);
+      assert.ok(last >= 128, `the pod's address is in ${half} (got .${last})`);
+      await cri.runtime.RemovePodSandbox({ pod_sandbox_id: p.id }, 60_000);
+    } finally {
+      await useConflist();
+      await runCommand('ip', ['link', 'del', ownBridge]).catch(() => undefined);
+    }
+  });
 });

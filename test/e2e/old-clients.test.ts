@@ -76,9 +76,10 @@ describe('clients that send an invalid :authority', () => {
           assert.equal(reply.status, '0');
           // The reply is a gRPC frame holding VersionResponse; its strings include "crisp".
           assert.ok(reply.body.includes(Buffer.from('crisp')), 'VersionResponse names crisp');
-          const err = await grpcCall(session, '/runtime.v1.RuntimeService/UpdateRuntimeConfig', value);
-          assert.equal(err.status, '12'); // UNIMPLEMENTED
-          assert.match(err.message ?? '', /UpdateRuntimeConfig is not implemented/);
+          // An error status travels back too: an empty request lacks the required container_id.
+          const err = await grpcCall(session, '/runtime.v1.RuntimeService/CheckpointContainer', value);
+          assert.equal(err.status, '3'); // INVALID_ARGUMENT
+          assert.match(decodeURIComponent(err.message ?? ''), /container_id/);
         }
       } finally {
         session.close();
