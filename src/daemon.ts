@@ -14,6 +14,7 @@ import { InflightTracker } from './metrics/inflight.js';
 import { createMetrics } from './metrics/registry.js';
 import { CniManager } from './netns/cni.js';
 import { PodCidrStore } from './sandbox/pod-cidr.js';
+import { NetworkReconciler } from './sandbox/network-reconciler.js';
 import { checkRuntimeBinaries } from './oci/runtime-check.js';
 import { startAdminServer } from './admin/admin-server.js';
 import { buildImageService, type ImageEngineSettings } from './image/build.js';
@@ -35,6 +36,8 @@ import { CRISP_VERSION } from './version.js';
 
 /** How long shutdown waits for in-flight RPCs before cancelling them. */
 export const SHUTDOWN_GRACE_MS = 10_000;
+/** How often leaked pod networking is looked for (it is also looked for at start). */
+const NETWORK_RECONCILE_INTERVAL_MS = 60_000;
 
 export interface Daemon {
   metricsAddress: string | undefined;
@@ -240,6 +243,23 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
       for (const item of items) out[key(item)] = (out[key(item)] ?? 0) + 1;
       return out;
     };
+    // Pod networking that belongs to no pod (a crash between steps): now, then every minute.
+    const reconciler = new NetworkReconciler({
+      sandboxIds: () => new Set(store.listSandboxes().map((s) => s.config.id)),
+      netns,
+      cni,
+      log: log.child({ component: 'network-reconciler' }),
+      onLeak: (kind) => {
+        metrics.netnsLeaked.inc({ kind });
+      },
+    });
+    await reconciler.runOnce();
+    reconciler.start(NETWORK_RECONCILE_INTERVAL_MS);
+    undo.push(() => {
+      reconciler.stop();
+      return Promise.resolve();
+    });
+
     metrics.countObjects({
       containers: () => countBy(store.listContainers(), (c) => c.state.state),
       pods: () => countBy(store.listSandboxes(), (p) => p.state.state),

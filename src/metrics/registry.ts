@@ -16,6 +16,7 @@ export interface CrispMetrics {
   containerOoms: Counter;
   stopEscalations: Counter<'step'>;
   cniOperationDuration: Histogram<'op' | 'plugin_type'>;
+  netnsLeaked: Counter<'kind'>;
   /** Sets where the object gauges (crisp_containers, crisp_pods) read their counts at scrape time. */
   countObjects(source: ObjectCounts): void;
 }
@@ -89,6 +90,12 @@ export function createMetrics(): CrispMetrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
   });
+  const netnsLeaked = new Counter({
+    name: 'crisp_netns_leaked_total',
+    help: 'Pod networking found belonging to no pod and torn down, by kind: netns (a pinned network namespace) or cni_cache (a CNI attachment).',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
   let source: ObjectCounts | undefined;
   const setFrom = (gauge: Gauge<'state'>, counts: Record<string, number>): void => {
     gauge.reset();
@@ -114,6 +121,7 @@ export function createMetrics(): CrispMetrics {
   });
   return {
     cniOperationDuration,
+    netnsLeaked,
     registry,
     grpcRequests,
     grpcDuration,

@@ -11,9 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status as GrpcCode } from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { CniManager } from '../../src/netns/cni.js';
 import { runCommand } from '../../src/util/command.js';
-import { rejection, type CriClients } from './harness/cri-client.js';
-import { testConflist } from './harness/daemon.js';
+import { connectCri, rejection, type CriClients } from './harness/cri-client.js';
+import { spawnCrisp, testConflist } from './harness/daemon.js';
 import { until } from './harness/host.js';
 import { startWithBusybox, type BusyboxSetup } from './harness/with-busybox.js';
 
@@ -333,5 +335,41 @@ describe('pod networking (CNI)', () => {
       await useConflist();
       await runCommand('ip', ['link', 'del', ownBridge]).catch(() => undefined);
     }
+  });
+
+  it('tears down a netns and a CNI attachment that belong to no pod after a crash', async () => {
+    // What a crash between steps leaves: a pinned netns and a cached CNI attachment, no pod.
+    await setup.crisp.stop();
+    setup.cri.close();
+    const id = 'e'.repeat(64);
+    const path = join(setup.dirs.run, 'netns', id);
+    await writeFile(path, '');
+    await runCommand('unshare', [`--net=${path}`, 'true']);
+    const stray = new CniManager({
+      confDir: setup.dirs.cniConfDir,
+      binDirs: ['/usr/lib/cni'],
+      cacheDir: join(setup.dirs.root, 'cni', 'results'),
+      log: pino({ level: 'silent' }),
+    });
+    const attached = await stray.add({
+      sandboxId: id,
+      netnsPath: path,
+      name: 'stray',
+      namespace: 'e2e-net',
+      uid: 'stray',
+    });
+    const ip = attached.ips[0]?.ip ?? '';
+    const left = await traces(id, ip);
+    assert.ok(left.netns && left.lease && left.cache.length === 1 && left.veths === 1, JSON.stringify(left));
+
+    // The restarted daemon finds them before it answers, removes them and counts them.
+    setup.crisp = spawnCrisp(setup.dirs);
+    await setup.crisp.ready();
+    setup.cri = await connectCri(setup.dirs.socket);
+    cri = setup.cri;
+    assert.deepEqual(await traces(id, ip), { veths: 0, lease: false, cache: [], netns: false, iptables: 0 });
+    const metrics = await (await fetch(`${setup.crisp.metricsUrl}/metrics`)).text();
+    assert.match(metrics, /crisp_netns_leaked_total\{kind="cni_cache"\} 1/);
+    assert.match(metrics, /crisp_netns_leaked_total\{kind="netns"\} 1/);
   });
 });
