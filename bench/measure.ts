@@ -89,3 +89,50 @@ export function benchClock(name: string): { elapsed: () => number; progress: (wh
     },
   };
 }
+
+/**
+ * A latency row (ms) from a Prometheus histogram in `text` (the /metrics exposition): the
+ * series whose labels are exactly `labels`, percentiles interpolated within its buckets (so
+ * approximate), max unknown. Undefined when the series has no observations.
+ */
+export function histogramRow(
+  text: string,
+  metric: string,
+  labels: Record<string, string>,
+  name: string,
+  note = '',
+): Row | undefined {
+  const want = Object.entries(labels)
+    .map(([k, v]) => `${k}="${v}"`)
+    .join(',');
+  const buckets: { le: number; count: number }[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^(\S+)_bucket\{(.*)\} (\d+)$/.exec(line);
+    if (m?.[1] !== metric || m[2] === undefined) continue;
+    const parts = m[2].split(',');
+    const le = parts.find((p) => p.startsWith('le='))?.slice(4, -1);
+    const rest = parts.filter((p) => !p.startsWith('le=')).join(',');
+    if (rest !== want || le === undefined) continue;
+    buckets.push({ le: le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le), count: Number(m[3]) });
+  }
+  buckets.sort((a, b) => a.le - b.le);
+  const n = buckets.at(-1)?.count ?? 0;
+  if (n === 0) return undefined;
+  const at = (p: number): number => {
+    const rank = (p / 100) * n;
+    let lower = 0;
+    let below = 0;
+    for (const b of buckets) {
+      if (b.count >= rank) {
+        if (!Number.isFinite(b.le)) return lower * 1000;
+        const inBucket = b.count - below;
+        const frac = inBucket === 0 ? 1 : (rank - below) / inBucket;
+        return (lower + (b.le - lower) * frac) * 1000;
+      }
+      lower = b.le;
+      below = b.count;
+    }
+    return Number.NaN;
+  };
+  return { name, n, p50: at(50), p90: at(90), p95: at(95), p99: at(99), max: Number.NaN, note };
+}

@@ -14,7 +14,18 @@
  * when its estimate would take the run past this).
  */
 import { BenchDaemon, Cleanup, Interrupts, processes, removeAllPods } from './bench-daemon.js';
-import { benchClock, envInt, machineLine, memoryOf, mib, percentile, row, sum, type Row } from './measure.js';
+import {
+  benchClock,
+  envInt,
+  histogramRow,
+  machineLine,
+  memoryOf,
+  mib,
+  percentile,
+  row,
+  sum,
+  type Row,
+} from './measure.js';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 
@@ -194,6 +205,25 @@ async function main(): Promise<void> {
       row('StopPodSandbox', lat.stopPod, 'no containers left'),
       row('RemovePodSandbox', lat.removePod),
     );
+    // Where RunPodSandbox and StopPodSandbox spend their time, from the daemon's stage
+    // histograms (every lifecycle round; bucket-interpolated, so approximate).
+    const stagesText = await (await fetch(`${metricsUrl}/metrics`)).text();
+    const stage = (label: string, st: string, kind: string, note = ''): Row | undefined =>
+      histogramRow(stagesText, 'crisp_pod_start_stage_duration_seconds', { stage: st, kind }, label, note);
+    for (const r of [
+      stage('  RunPodSandbox: netns', 'netns', 'pod', 'from the daemon’s histogram'),
+      stage('  RunPodSandbox: CNI ADD', 'cni', 'pod', 'bridge + host-local'),
+      stage('  RunPodSandbox: pod files', 'pod_files', 'pod'),
+      stage('  RunPodSandbox: infra rootfs', 'rootfs', 'infra'),
+      stage('  RunPodSandbox: infra spec', 'spec', 'infra'),
+      stage('  RunPodSandbox: infra create', 'runtime_create', 'infra', 'conmon + runc create'),
+      stage('  RunPodSandbox: infra start', 'runtime_start', 'infra'),
+      stage('  StopPodSandbox: containers', 'stop_containers', 'pod', 'none left here'),
+      stage('  StopPodSandbox: infra', 'stop_infra', 'pod'),
+      stage('  StopPodSandbox: CNI DEL', 'cni_del', 'pod'),
+    ]) {
+      if (r) rows.push(r);
+    }
     await daemonMemory(`with 0 pods, after ${LIFECYCLE_PODS + 1} lifecycle rounds`);
     progress('lifecycle rounds done');
 
@@ -375,7 +405,7 @@ async function main(): Promise<void> {
     console.log(
       `${'operation'.padEnd(40)}${'n'.padStart(6)}${'p50'.padStart(10)}${'p95'.padStart(10)}${'max'.padStart(10)}  note`,
     );
-    const f = (x: number): string => x.toFixed(2).padStart(10);
+    const f = (x: number): string => (Number.isNaN(x) ? '-' : x.toFixed(2)).padStart(10);
     const print = (r: Row): void => {
       console.log(
         `${r.name.padEnd(40)}${String(r.n).padStart(6)}${f(r.p50)}${f(r.p95)}${f(r.max)}  ${r.note}`,

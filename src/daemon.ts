@@ -155,8 +155,8 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
       );
     }
     const observer: ContainerObserver = {
-      stage: (stage, seconds) => {
-        metrics.podStartStage.observe({ stage }, seconds);
+      stage: (stage, seconds, kind) => {
+        metrics.podStartStage.observe({ stage, kind }, seconds);
       },
       oomKilled: () => {
         metrics.containerOoms.inc();

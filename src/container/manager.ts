@@ -81,8 +81,20 @@ export interface ContainerEngineSettings {
 export interface ContainerObserver {
   /** Time spent in one stage of starting a pod or container. */
   stage(
-    stage: 'netns' | 'cni' | 'pod_files' | 'rootfs' | 'spec' | 'runtime_create' | 'runtime_start',
+    stage:
+      | 'netns'
+      | 'cni'
+      | 'pod_files'
+      | 'rootfs'
+      | 'spec'
+      | 'runtime_create'
+      | 'runtime_start'
+      | 'stop_containers'
+      | 'stop_infra'
+      | 'cni_del',
     seconds: number,
+    /** Whose stage: the pod's own (netns, CNI, pod files, stopping), its infra or an app container. */
+    kind: 'pod' | 'infra' | 'app',
   ): void;
   oomKilled(): void;
   /** How far a stop had to go. */
@@ -103,12 +115,13 @@ export async function timed<T>(
   observer: ContainerObserver | undefined,
   stage: Parameters<ContainerObserver['stage']>[0],
   fn: () => Promise<T>,
+  kind: Parameters<ContainerObserver['stage']>[2] = 'pod',
 ): Promise<T> {
   const t0 = performance.now();
   try {
     return await fn();
   } finally {
-    observer?.stage(stage, (performance.now() - t0) / 1000);
+    observer?.stage(stage, (performance.now() - t0) / 1000, kind);
   }
 }
 
@@ -420,7 +433,7 @@ export class ContainerManager {
     id: string,
     req: Pick<
       CreateRequest,
-      'buildSpec' | 'logPath' | 'name' | 'tty' | 'stdin' | 'stdinOnce' | 'idmap' | 'mounts'
+      'buildSpec' | 'logPath' | 'name' | 'tty' | 'stdin' | 'stdinOnce' | 'idmap' | 'mounts' | 'kind'
     >,
     image: StoredImage,
     volumeImages: readonly StoredImage[],
@@ -430,23 +443,29 @@ export class ContainerManager {
     await mkdir(bundle, { recursive: true, mode: 0o711 });
     await mkdir(this.persistDir(id), { recursive: true, mode: 0o700 });
     const obs = this.deps.observer;
-    await timed(obs, 'rootfs', () => this.mountRoot(id, image, req.idmap));
+    const kind = req.kind;
+    await timed(obs, 'rootfs', () => this.mountRoot(id, image, req.idmap), kind);
     const imageVolumes = await this.mountImageVolumes(id, volumeImages);
     const idmappedMounts = await this.mountIdmappedVolumes(id, req.mounts);
-    const user = await timed(obs, 'spec', async () => {
-      const spec = await req.buildSpec({
-        id,
-        rootfs: this.rootfsDir(id),
-        image,
-        imageVolumes,
-        idmappedMounts,
-      });
-      await writeFile(join(bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
-      return userOf(spec);
-    });
+    const user = await timed(
+      obs,
+      'spec',
+      async () => {
+        const spec = await req.buildSpec({
+          id,
+          rootfs: this.rootfsDir(id),
+          image,
+          imageVolumes,
+          idmappedMounts,
+        });
+        await writeFile(join(bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
+        return userOf(spec);
+      },
+      kind,
+    );
     if (req.logPath !== '') await mkdir(dirname(req.logPath), { recursive: true, mode: 0o755 });
     await rm(join(this.settings.exitsDir, id), { force: true });
-    const { pid, conmonPid } = await timed(obs, 'runtime_create', () => this.spawn(id, req, runtime));
+    const { pid, conmonPid } = await timed(obs, 'runtime_create', () => this.spawn(id, req, runtime), kind);
     await this.makeRecursivelyReadOnly(pid, req.mounts);
     await this.transition(id, { state: 'created', pid, conmonPid, ...(user ? { user } : {}) });
   }
@@ -556,7 +575,12 @@ export class ContainerManager {
       // Taken before runc start returns: a short-lived process may have exited (and conmon
       // stamped its exit file) by the time the call comes back.
       const startedAt = nowNs();
-      await timed(this.deps.observer, 'runtime_start', () => runtime.runc.start(current.config.id));
+      await timed(
+        this.deps.observer,
+        'runtime_start',
+        () => runtime.runc.start(current.config.id),
+        current.config.kind,
+      );
       await this.transition(current.config.id, { state: 'running', startedAt });
     });
   }

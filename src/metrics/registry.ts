@@ -12,7 +12,7 @@ export interface CrispMetrics {
   imagePulls: Counter<'result'>;
   imagePullBytes: Counter;
   imagePullDuration: Histogram;
-  podStartStage: Histogram<'stage'>;
+  podStartStage: Histogram<'stage' | 'kind'>;
   containerOoms: Counter;
   stopEscalations: Counter<'step'>;
   cniOperationDuration: Histogram<'op' | 'plugin_type'>;
@@ -67,8 +67,8 @@ export function createMetrics(): CrispMetrics {
   });
   const podStartStage = new Histogram({
     name: 'crisp_pod_start_stage_duration_seconds',
-    help: 'Time spent in each stage of starting pods and containers (netns, cni, pod_files, rootfs, spec, runtime_create, runtime_start).',
-    labelNames: ['stage'] as const,
+    help: 'Time spent in each stage of starting and stopping pods and containers (netns, cni, pod_files, rootfs, spec, runtime_create, runtime_start; stop_containers, stop_infra, cni_del), by whose stage it is (pod, infra, app).',
+    labelNames: ['stage', 'kind'] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });

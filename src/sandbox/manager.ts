@@ -798,15 +798,24 @@ export class SandboxManager {
       const apps = this.deps.containers
         .list()
         .filter((c) => c.config.sandboxId === sid && c.config.kind === 'app');
-      await Promise.all(apps.map((c) => this.deps.containers.stop(c.config.id, 0)));
+      const obs = this.deps.observer;
+      await timed(obs, 'stop_containers', () =>
+        Promise.all(apps.map((c) => this.deps.containers.stop(c.config.id, 0))),
+      );
       const infra = this.infraOf(sid);
-      if (infra) await this.deps.containers.stop(infra.config.id, 0);
+      if (infra) await timed(obs, 'stop_infra', () => this.deps.containers.stop(infra.config.id, 0));
       await this.setState(sid, 'notready');
       // NOTREADY either way; a failed DEL fails the call, and kubelet's retry (or the removal)
-      // runs it again: DEL is idempotent.
+      // runs it again. The attachment record exists from a successful ADD until a successful
+      // DEL (a failed ADD undoes itself), so without one there is nothing left to tear down.
       const network = this.deps.network;
-      if (network && !sandbox.config.hostNetwork && sandbox.config.netnsPath !== '') {
-        await network.del(networkRef(sandbox.config));
+      if (
+        network &&
+        !sandbox.config.hostNetwork &&
+        sandbox.config.netnsPath !== '' &&
+        (await network.cached(sid)) !== undefined
+      ) {
+        await timed(obs, 'cni_del', () => network.del(networkRef(sandbox.config)));
       }
     });
   }

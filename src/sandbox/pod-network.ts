@@ -32,6 +32,8 @@ export interface PodNetwork {
   add(pod: PodNetworkRequest, signal?: AbortSignal): Promise<{ ips: readonly { ip: string }[] }>;
   /** CNI DEL, idempotent (works from the cached ADD after a restart or a config change). */
   del(pod: PodNetworkRef, signal?: AbortSignal): Promise<void>;
+  /** The pod's recorded attachment: present from a successful ADD until a successful DEL. */
+  cached(sandboxId: string): Promise<unknown>;
 }
 
 const UNITS: Record<string, number> = {

@@ -422,12 +422,24 @@ describe('pods and containers on runc and conmon', () => {
     await runContainer(pod, 'n', ['sleep', '1000']);
     await cri.runtime.StopContainer({ container_id: m, timeout: '0' }, 30_000);
     const text = await (await fetch(`${crisp.metricsUrl}/metrics`)).text();
-    for (const stage of ['netns', 'pod_files', 'rootfs', 'spec', 'runtime_create', 'runtime_start']) {
+    const stages: [string, string][] = [
+      ['netns', 'pod'],
+      ['cni', 'pod'],
+      ['pod_files', 'pod'],
+      ['rootfs', 'infra'],
+      ['runtime_create', 'infra'],
+      ['runtime_start', 'infra'],
+      ['rootfs', 'app'],
+      ['spec', 'app'],
+      ['runtime_create', 'app'],
+      ['runtime_start', 'app'],
+    ];
+    for (const [stage, kind] of stages) {
       const m = new RegExp(
-        `^crisp_pod_start_stage_duration_seconds_count\\{stage="${stage}"\\} (\\d+)$`,
+        `^crisp_pod_start_stage_duration_seconds_count\\{stage="${stage}",kind="${kind}"\\} (\\d+)$`,
         'm',
       ).exec(text);
-      assert.ok(m?.[1] && Number(m[1]) > 0, `stage ${stage} measured`);
+      assert.ok(m?.[1] && Number(m[1]) > 0, `stage ${stage} of ${kind} measured`);
     }
     assert.match(text, /^crisp_container_stop_escalations_total\{step="kill"\} [1-9]\d*$/m);
     assert.match(text, /^crisp_containers\{state="running"\} 2$/m); // n and the infra container
