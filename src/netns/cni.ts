@@ -269,17 +269,7 @@ export class CniManager {
       const scan = await this.#scan(pod.sandboxId);
       const usable = this.#usable(scan.files);
       for (const { cached, network } of usable) {
-        const inv: Invocation = {
-          op: 'DEL',
-          network,
-          binaries: await this.#binaries(network, 'DEL', pod.sandboxId),
-          sandboxId: pod.sandboxId,
-          netns: pod.netnsPath,
-          ifName: cached.entry.ifName,
-          cniArgs: cached.entry.cniArgs.length > 0 ? cached.entry.cniArgs : podCniArgs(pod),
-          capabilityArgs: cached.entry.capabilityArgs,
-          signal,
-        };
+        const inv = await this.#cachedInvocation('DEL', cached, network, pod, signal);
         const prev = versionAtLeast(network.cniVersion, '0.4.0') ? cached.entry.result : undefined;
         await this.#delRange(inv, network.plugins.length - 1, prev);
         await removeCacheFile(cached.path, this.#cacheDir);
@@ -344,17 +334,7 @@ export class CniManager {
       }
       for (const { cached, network } of usable) {
         if (!versionAtLeast(network.cniVersion, '0.4.0') || network.disableCheck) continue;
-        const inv: Invocation = {
-          op: 'CHECK',
-          network,
-          binaries: await this.#binaries(network, 'CHECK', pod.sandboxId),
-          sandboxId: pod.sandboxId,
-          netns: pod.netnsPath,
-          ifName: cached.entry.ifName,
-          cniArgs: cached.entry.cniArgs.length > 0 ? cached.entry.cniArgs : podCniArgs(pod),
-          capabilityArgs: cached.entry.capabilityArgs,
-          signal,
-        };
+        const inv = await this.#cachedInvocation('CHECK', cached, network, pod, signal);
         for (let i = 0; i < network.plugins.length; i++) {
           await this.#exec(inv, i, cached.entry.result);
         }
@@ -403,6 +383,27 @@ export class CniManager {
   }
 
   /** The cache entries whose recorded config is usable, each with its network list. */
+  /** A DEL or CHECK of a cached attachment: its network, interface, CNI_ARGS and capabilities. */
+  async #cachedInvocation(
+    op: 'DEL' | 'CHECK',
+    cached: CachedFile,
+    network: CniNetworkList,
+    pod: CniPodRef,
+    signal: AbortSignal | undefined,
+  ): Promise<Invocation> {
+    return {
+      op,
+      network,
+      binaries: await this.#binaries(network, op, pod.sandboxId),
+      sandboxId: pod.sandboxId,
+      netns: pod.netnsPath,
+      ifName: cached.entry.ifName,
+      cniArgs: cached.entry.cniArgs.length > 0 ? cached.entry.cniArgs : podCniArgs(pod),
+      capabilityArgs: cached.entry.capabilityArgs,
+      signal,
+    };
+  }
+
   #usable(files: CachedFile[]): { cached: CachedFile; network: CniNetworkList }[] {
     return files.flatMap((cached) => {
       const network = this.#cachedNetwork(cached);
