@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { containerConfig, testId } from '../store/fixtures.js';
 import type { StoredContainer } from '../store/state-store.js';
+import { diskUsage } from '../util/disk-usage.js';
 import {
   defaultInterface,
-  diskUsage,
   locateCgroup,
   memoryFromV1,
   memoryFromV2,

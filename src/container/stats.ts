@@ -12,11 +12,11 @@
  * All numbers are bigint (CPU nanoseconds overflow 2^53 on a busy node); the CRI layer turns
  * them into proto strings.
  */
-import { access, lstat, readdir, readFile } from 'node:fs/promises';
-import type { Dirent } from 'node:fs';
+import { access, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from '../log/logger.js';
 import type { StoredContainer } from '../store/state-store.js';
+import { diskUsage } from '../util/disk-usage.js';
 
 // --- samples -------------------------------------------------------------------------------------
 
@@ -406,65 +406,6 @@ export function sumCounters(all: readonly CgroupCounters[]): CgroupCounters {
 }
 
 // --- the writable layer --------------------------------------------------------------------------
-
-export interface DiskUsage {
-  bytes: bigint;
-  inodes: bigint;
-  /** False when the walk stopped at its entry or time bound (the numbers are then a floor). */
-  complete: boolean;
-}
-
-const STAT_BATCH = 64;
-
-/** Allocated bytes (blocks × 512) and inodes under `top`, itself included; hard links once. */
-export async function diskUsage(
-  top: string,
-  bounds: { maxEntries: number; deadlineMs: number },
-): Promise<DiskUsage | undefined> {
-  const started = performance.now();
-  let topStat;
-  try {
-    topStat = await lstat(top);
-  } catch (err) {
-    if (ABSENT.has(errnoOf(err) ?? '')) return undefined;
-    throw err;
-  }
-  let bytes = BigInt(topStat.blocks) * 512n;
-  let inodes = 1n;
-  let seenEntries = 0;
-  const seen = new Set<string>();
-  const dirs = topStat.isDirectory() ? [top] : [];
-  for (let dir = dirs.pop(); dir !== undefined; dir = dirs.pop()) {
-    let entries: Dirent[];
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch (err) {
-      if (ABSENT.has(errnoOf(err) ?? '')) continue; // removed while we walked
-      throw err;
-    }
-    for (let i = 0; i < entries.length; i += STAT_BATCH) {
-      if (seenEntries >= bounds.maxEntries || performance.now() - started > bounds.deadlineMs) {
-        return { bytes, inodes, complete: false };
-      }
-      const batch = entries.slice(i, i + STAT_BATCH).map((e) => join(dir, e.name));
-      seenEntries += batch.length;
-      const stats = await Promise.all(batch.map((p) => lstat(p).catch(() => undefined)));
-      for (const [j, st] of stats.entries()) {
-        if (!st) continue;
-        if (st.nlink > 1 && !st.isDirectory()) {
-          const key = `${st.dev}:${st.ino}`;
-          if (seen.has(key)) continue;
-          seen.add(key);
-        }
-        inodes += 1n;
-        bytes += BigInt(st.blocks) * 512n;
-        const child = batch[j];
-        if (st.isDirectory() && child !== undefined) dirs.push(child);
-      }
-    }
-  }
-  return { bytes, inodes, complete: true };
-}
 
 // --- the reader ----------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@
  * image uses.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, type Dirent, type Stats } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncDir, writeNewFileSynced } from '../util/atomic-file.js';
@@ -44,6 +44,7 @@ import {
   type LayerCompression,
 } from './layer-decompress.js';
 import { unpackTar } from './tar-unpack.js';
+import { diskUsage } from '../util/disk-usage.js';
 
 export interface LayerStoreOptions {
   log: Logger;
@@ -68,7 +69,6 @@ const DIFF = 'diff';
 const TEMP_PREFIX = '.tmp-';
 const TRASH_PREFIX = '.del-';
 const HEX_RE = /^[a-f0-9]{64}$/;
-const STAT_BATCH = 64;
 
 interface Job {
   promise: Promise<{ size: number }>;
@@ -222,7 +222,8 @@ export class LayerStore {
     for (const diffId of await this.list()) {
       let known = this.#usageCache.get(diffId);
       if (!known) {
-        known = await walkUsage(path.join(this.root, parseDiffId(diffId)));
+        const walked = await diskUsage(path.join(this.root, parseDiffId(diffId)));
+        known = { bytes: Number(walked?.bytes ?? 0n), inodes: Number(walked?.inodes ?? 0n) };
         this.#usageCache.set(diffId, known);
       }
       bytes += known.bytes;
@@ -449,57 +450,10 @@ function storeError(diffId: string, err: unknown): CrispError {
   return new InternalError(`unpacking layer ${diffId} failed`, { cause: err });
 }
 
-async function lstatOrUndefined(p: string): Promise<Stats | undefined> {
-  try {
-    return await fs.lstat(p);
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return undefined;
-    throw err;
-  }
-}
-
 function isErrno(err: unknown, code: string): err is NodeJS.ErrnoException {
   return err instanceof Error && 'code' in err && err.code === code;
 }
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-/** Blocks and inodes under `top` (itself included); hard links counted once. */
-async function walkUsage(top: string): Promise<{ bytes: number; inodes: number }> {
-  let bytes = 0;
-  let inodes = 0;
-  const seen = new Set<string>();
-  const topStat = await lstatOrUndefined(top);
-  if (!topStat) return { bytes, inodes };
-  bytes += topStat.blocks * 512;
-  inodes += 1;
-  const dirs = [top];
-  for (let dir = dirs.pop(); dir !== undefined; dir = dirs.pop()) {
-    let entries: Dirent[];
-    try {
-      entries = await fs.readdir(dir, { withFileTypes: true });
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) continue; // removed while we walked
-      throw err;
-    }
-    for (let i = 0; i < entries.length; i += STAT_BATCH) {
-      const batch = entries.slice(i, i + STAT_BATCH).map((e) => path.join(dir, e.name));
-      const stats = await Promise.all(batch.map(lstatOrUndefined));
-      for (const [j, st] of stats.entries()) {
-        if (!st) continue;
-        if (st.nlink > 1 && !st.isDirectory()) {
-          const key = `${st.dev}:${st.ino}`;
-          if (seen.has(key)) continue;
-          seen.add(key);
-        }
-        inodes++;
-        bytes += st.blocks * 512;
-        const child = batch[j];
-        if (st.isDirectory() && child !== undefined) dirs.push(child);
-      }
-    }
-  }
-  return { bytes, inodes };
 }
