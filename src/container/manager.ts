@@ -52,6 +52,7 @@ import {
   idmappedVolumePath,
   type IdMaps,
 } from './rootfs.js';
+import { byIdOrPrefix } from '../store/id-prefix.js';
 
 export type { StoredContainer } from '../store/state-store.js';
 
@@ -319,17 +320,14 @@ export class ContainerManager {
 
   /** By full id or unique prefix; undefined if none. */
   find(idOrPrefix: string): StoredContainer | undefined {
-    const exact = this.deps.store.getContainer(idOrPrefix);
-    if (exact) return exact;
-    if (!/^[0-9a-f]{3,63}$/.test(idOrPrefix)) return undefined;
-    const matches = this.deps.store.listContainers().filter((c) => c.config.id.startsWith(idOrPrefix));
-    if (matches.length > 1) {
-      throw new InvalidArgumentError(
-        'container_id',
-        `prefix "${idOrPrefix}" matches ${matches.length} containers`,
-      );
-    }
-    return matches[0];
+    const { store } = this.deps;
+    return byIdOrPrefix(
+      idOrPrefix,
+      store.getContainer(idOrPrefix),
+      () => store.listContainers(),
+      'container_id',
+      'containers',
+    );
   }
 
   list(): StoredContainer[] {

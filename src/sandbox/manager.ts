@@ -49,6 +49,7 @@ import type { StateStore, StoredSandbox } from '../store/state-store.js';
 import { CallerGoneError, JoinableWork } from '../util/joinable-work.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import type { PodFiles } from './pod-files.js';
+import { byIdOrPrefix } from '../store/id-prefix.js';
 
 export type { StoredSandbox } from '../store/state-store.js';
 export type { JsonValue } from '../store/records.js';
@@ -286,17 +287,14 @@ export class SandboxManager {
   }
 
   find(idOrPrefix: string): StoredSandbox | undefined {
-    const exact = this.deps.store.getSandbox(idOrPrefix);
-    if (exact) return exact;
-    if (!/^[0-9a-f]{3,63}$/.test(idOrPrefix)) return undefined;
-    const matches = this.deps.store.listSandboxes().filter((s) => s.config.id.startsWith(idOrPrefix));
-    if (matches.length > 1) {
-      throw new InvalidArgumentError(
-        'pod_sandbox_id',
-        `prefix "${idOrPrefix}" matches ${matches.length} pod sandboxes`,
-      );
-    }
-    return matches[0];
+    const { store } = this.deps;
+    return byIdOrPrefix(
+      idOrPrefix,
+      store.getSandbox(idOrPrefix),
+      () => store.listSandboxes(),
+      'pod_sandbox_id',
+      'pod sandboxes',
+    );
   }
 
   get(id: string): StoredSandbox {
