@@ -47,7 +47,7 @@ export interface Daemon {
 function runtimeInfo(
   config: CrispConfig,
   extra: () => Record<string, unknown>,
-  userNamespaces: boolean,
+  mountSetattr: boolean,
   cni: Pick<CniManager, 'status'>,
 ): RuntimeInfo {
   const handlerNames = ['', ...Object.keys(config.runtimes).sort()];
@@ -56,8 +56,11 @@ function runtimeInfo(
   return {
     runtimeVersion: CRISP_VERSION,
     cgroupDriver: config.cgroup_driver,
-    // Both rest on mount_setattr(2) through crisp's python3 helpers, which the start-up probe checks.
-    handlers: handlerNames.map((name) => ({ name, recursiveReadOnlyMounts: userNamespaces, userNamespaces })),
+    handlers: handlerNames.map((name) => ({
+      name,
+      recursiveReadOnlyMounts: mountSetattr,
+      userNamespaces: mountSetattr,
+    })),
     supplementalGroupsPolicy: true,
     runtimeReady: () => checkRuntimeBinaries(binaries),
     networkReady: () => cni.status(),
@@ -167,9 +170,12 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
     };
     const events = new ContainerEventBus(store);
     const cgroups = await hostCgroups();
-    const userNamespaces = await idmappedMountsWork(paths.tmpDir);
-    if (!userNamespaces)
-      log.info('id-mapped mounts do not work here: pods cannot have their own user namespace');
+    // User namespaces (id-mapped mounts) and recursive read-only mounts both rest on
+    // mount_setattr(2) through crisp's python3 helpers: one probe decides both.
+    const mountSetattr = await idmappedMountsWork(paths.tmpDir);
+    if (!mountSetattr) {
+      log.info('mount_setattr(2) does not work here: no user-namespaced pods, no recursive read-only mounts');
+    }
     const resourceFacts: ResourceFacts = {
       cgroupV2: cgroups.version === 2,
       swapControllerAvailable: cgroups.swap,
@@ -232,8 +238,8 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
         availableCapabilities: await hostCapabilities(),
         apparmorEnabled: await apparmorEnabled(),
         resourceFacts,
-        userNamespaces,
-        recursiveReadOnlyMounts: userNamespaces,
+        userNamespaces: mountSetattr,
+        recursiveReadOnlyMounts: mountSetattr,
         podCidrs,
       },
     );
@@ -269,7 +275,7 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
       log,
       metrics,
       inflight,
-      runtime: runtimeInfo(config, verboseInfo, userNamespaces, cni),
+      runtime: runtimeInfo(config, verboseInfo, mountSetattr, cni),
       images,
       sandboxes,
       containers,
