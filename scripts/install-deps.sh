@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Runtime dependencies of the daemon (later issues add to this list); python3 runs
-# bin/crisp-idmap-mount (id-mapped mounts for user-namespaced pods).
+# crisp's helpers in bin/: id-mapped mounts for user-namespaced pods, the attach-socket relay for
+# exec/attach and the in-namespace connector for port-forward.
 APT_PACKAGES=(runc conmon containernetworking-plugins iptables catatonit attr zstd python3)
 # What only the tests need: a registry server, htpasswd for its basic auth, busybox for test images.
 TEST_APT_PACKAGES=(docker-registry apache2-utils busybox-static)

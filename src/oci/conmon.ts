@@ -341,10 +341,14 @@ async function readCappedCriLog(
 // ---------------------------------------------------------------------------------------------
 // Spawning conmon and speaking the sync/start pipes.
 
-interface ConmonProcess {
+export interface ConmonProcess {
   child: ChildProcess;
   /** Writes the byte conmon waits for on the start pipe (then closes our end). */
   start(): void;
+  /** Writes one start byte and keeps the pipe open (exec-attach waits for a second byte). */
+  startByte(): void;
+  /** Our end of the attach pipe (fd 5), when asked for. */
+  attachPipe: Socket | undefined;
   /** Resolves when the spawned process has exited and been reaped. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** The first line on the sync pipe, or undefined at EOF. Does not wait for EOF. */
@@ -356,11 +360,12 @@ interface ConmonProcess {
   close(): Promise<void>;
 }
 
-async function spawnConmon(
+export async function spawnConmon(
   file: string,
   args: string[],
   cwd: string,
   command: string,
+  opts: { attachPipe?: boolean } = {},
 ): Promise<ConmonProcess> {
   // This spawn deliberately bypasses util/command.ts (runCommand): conmon needs two extra
   // socketpairs on fds 3 and 4 (the sync and start pipes), must be detached into its own process
@@ -369,8 +374,20 @@ async function spawnConmon(
   const child = spawn(file, args, {
     cwd,
     detached: true,
-    stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
-    env: { PATH: MONITOR_PATH, _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4' },
+    stdio: [
+      'ignore',
+      'ignore',
+      'pipe',
+      'pipe',
+      'pipe',
+      ...(opts.attachPipe === true ? ['pipe' as const] : []),
+    ],
+    env: {
+      PATH: MONITOR_PATH,
+      _OCI_SYNCPIPE: '3',
+      _OCI_STARTPIPE: '4',
+      ...(opts.attachPipe === true ? { _OCI_ATTACHPIPE: '5' } : {}),
+    },
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => {
@@ -384,18 +401,26 @@ async function spawnConmon(
     child.once('error', resolve);
   });
   const [, , stderr, sync, startPipe] = child.stdio;
+  const attachPipe: unknown = (child.stdio as readonly unknown[])[5];
   if (spawnError !== undefined) {
     for (const s of [stderr, sync, startPipe]) s?.destroy();
+    if (attachPipe instanceof Socket) attachPipe.destroy();
     throw new CommandError(command, undefined, `cannot start ${file}: ${spawnError.message}`, {
       cause: spawnError,
     });
   }
-  if (!(sync instanceof Socket) || !(startPipe instanceof Socket) || !(stderr instanceof Socket)) {
+  if (
+    !(sync instanceof Socket) ||
+    !(startPipe instanceof Socket) ||
+    !(stderr instanceof Socket) ||
+    (opts.attachPipe === true && !(attachPipe instanceof Socket))
+  ) {
     killGroup(child.pid);
     throw new InternalError('conmon was spawned without its socketpairs');
   }
+  const attach = attachPipe instanceof Socket ? attachPipe : undefined;
   // A peer that went away shows up as EOF or as a failed write; neither may crash the daemon.
-  for (const s of [stderr, sync, startPipe]) s.on('error', () => undefined);
+  for (const s of [stderr, sync, startPipe, ...(attach ? [attach] : [])]) s.on('error', () => undefined);
   child.on('error', () => undefined);
 
   let tail = '';
@@ -428,8 +453,12 @@ async function spawnConmon(
   return {
     child,
     exited,
+    attachPipe: attach,
     start() {
       startPipe.end(Buffer.from([0]));
+    },
+    startByte() {
+      startPipe.write(Buffer.from([0]));
     },
     async readLine() {
       for (;;) {
@@ -447,7 +476,7 @@ async function spawnConmon(
       return tail.trim();
     },
     async close() {
-      for (const s of [stderr, sync, startPipe]) s.destroy();
+      for (const s of [stderr, sync, startPipe, ...(attach ? [attach] : [])]) s.destroy();
       if (child.exitCode === null && child.signalCode === null) {
         // Only reached after a kill on timeout/abort: wait for the reaping so no zombie is left.
         await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000).unref())]);
@@ -509,7 +538,7 @@ interface SyncMessage {
 }
 
 /** `{"pid": N}`, `{"exit_code": N, "message": "…"}` or (with --api-version) `{"data": N}`. */
-function parseSyncLine(line: string, command: string): SyncMessage {
+export function parseSyncLine(line: string, command: string): SyncMessage {
   let raw: unknown;
   try {
     raw = JSON.parse(line);
@@ -533,7 +562,7 @@ function parseSyncLine(line: string, command: string): SyncMessage {
   throw new CommandError(command, undefined, `unexpected sync message ${JSON.stringify(line.slice(0, 200))}`);
 }
 
-async function readPid(path: string): Promise<number | undefined> {
+export async function readPid(path: string): Promise<number | undefined> {
   try {
     const n = Number.parseInt((await readFile(path, 'utf8')).trim(), 10);
     return Number.isInteger(n) && n > 0 ? n : undefined;
@@ -543,7 +572,7 @@ async function readPid(path: string): Promise<number | undefined> {
 }
 
 /** SIGKILLs a process group led by `pid`, or just the process if it leads none; ESRCH is fine. */
-function killGroup(pid: number | undefined): void {
+export function killGroup(pid: number | undefined): void {
   if (pid === undefined || pid <= 0) return;
   for (const target of [-pid, pid]) {
     try {

@@ -5,6 +5,7 @@
  * caller's layer turns that into its typed error). Never blocks the event loop; never leaves a
  * zombie: execa reaps the child and kills it on timeout or abort.
  */
+import type { Readable, Writable } from 'node:stream';
 import { execa } from 'execa';
 
 export interface RunOptions {
@@ -109,4 +110,98 @@ export async function runCommand(
     );
   }
   return { stdout: result.stdout, stderr: result.stderr };
+}
+
+/** A long-lived child whose stdin and stdout carry a stream (a relay, a netns dialer). */
+export interface PipedProcess {
+  readonly pid: number | undefined;
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  /** Resolves once the child has exited and been reaped; never rejects. */
+  readonly exited: Promise<PipedExit>;
+  /** Sends `signal` (default SIGKILL) unless the child has already exited. */
+  kill(signal?: NodeJS.Signals): void;
+  /** Calls `listener` with each complete line the child writes to stderr. */
+  onStderr(listener: (line: string) => void): void;
+}
+
+export interface PipedExit {
+  /** The exit code, or undefined when a signal ended the child or it never started. */
+  exitCode: number | undefined;
+  signal: string | undefined;
+  /** The end of stderr (trimmed), or why the child could not be started. */
+  stderrTail: string;
+}
+
+/**
+ * Starts a child whose stdin/stdout the caller streams through (no buffering, no timeout: the
+ * caller bounds it and kills it). stderr is kept as a short tail for error messages. execa reaps
+ * the child, so no zombie is left however it ends.
+ */
+export function startPiped(
+  file: string,
+  args: readonly string[],
+  opts: { env?: Record<string, string> } = {},
+  debug?: DebugLog,
+): PipedProcess {
+  const started = performance.now();
+  const sub = execa(file, args, {
+    buffer: false,
+    reject: false,
+    stdin: 'pipe',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    env: opts.env,
+    extendEnv: opts.env === undefined,
+  });
+  let tail = '';
+  let partial = '';
+  const lineListeners: ((line: string) => void)[] = [];
+  sub.stderr.setEncoding('utf8');
+  sub.stderr.on('data', (d: string) => {
+    tail = (tail + d).slice(-STDERR_TAIL);
+    if (lineListeners.length === 0) return;
+    const lines = (partial + d).split('\n');
+    partial = (lines.pop() ?? '').slice(-STDERR_TAIL);
+    for (const line of lines) for (const l of lineListeners) l(line);
+  });
+  // A peer that went away shows up as a failed write; it must not crash the daemon.
+  sub.stdin.on('error', () => undefined);
+  sub.stdout.on('error', () => undefined);
+  const exited = sub.then(
+    (result): PipedExit => {
+      debug?.(
+        {
+          argv: [file, ...args],
+          exitCode: result.exitCode,
+          signal: result.signal,
+          durationMs: Math.round(performance.now() - started),
+        },
+        'command finished',
+      );
+      return {
+        exitCode: result.exitCode,
+        signal: result.signal,
+        stderrTail: tail.trim() || (result.exitCode === undefined ? (result.shortMessage ?? '') : ''),
+      };
+    },
+    (err: unknown): PipedExit => ({
+      exitCode: undefined,
+      signal: undefined,
+      stderrTail: err instanceof Error ? err.message : String(err),
+    }),
+  );
+  debug?.({ argv: [file, ...args], pid: sub.pid }, 'command started');
+  return {
+    pid: sub.pid,
+    stdin: sub.stdin,
+    stdout: sub.stdout,
+    exited,
+    kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (sub.exitCode === null && sub.signalCode === null) sub.kill(signal);
+    },
+    onStderr(listener) {
+      lineListeners.push(listener);
+    },
+  };
 }
