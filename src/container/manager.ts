@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { access, chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import {
   AlreadyExistsError,
   CommandError,
@@ -23,7 +23,16 @@ import {
 } from '../errors.js';
 import type { ImageService, StoredImage } from '../image/service.js';
 import type { Logger } from '../log/logger.js';
-import { createContainer, execSync, readExitFile, hasOomFile, reopenLog } from '../oci/conmon.js';
+import {
+  createContainer,
+  execSync,
+  readExitFile,
+  hasOomFile,
+  reopenLog,
+  resizeTerminal,
+} from '../oci/conmon.js';
+import { execAttach, type ExecSession } from '../oci/conmon-exec.js';
+import { attachSocket, type AttachedStreams } from '../oci/attach-relay.js';
 import { Runc } from '../oci/runc.js';
 import { StoreBatch } from '../store/batch.js';
 import type {
@@ -55,6 +64,8 @@ import {
 import { byIdOrPrefix } from '../store/id-prefix.js';
 
 export type { StoredContainer } from '../store/state-store.js';
+export type { ExecSession } from '../oci/conmon-exec.js';
+export type { AttachedStreams } from '../oci/attach-relay.js';
 
 /** What the engine needs to know about the runtime set-up (from crisp.toml). */
 export interface ContainerEngineSettings {
@@ -913,6 +924,87 @@ export class ContainerManager {
     } finally {
       await rm(workDir, { recursive: true, force: true });
     }
+  }
+
+  /** Refuses (NOT_FOUND / FAILED_PRECONDITION) unless `op` may run on the container now. */
+  async checkStreamable(id: string, op: 'exec' | 'attach'): Promise<StoredContainer> {
+    const c = this.get(id);
+    await this.refresh(c.config.id);
+    const now = this.get(c.config.id);
+    requireState(op, now.state.state, now.config.id);
+    return now;
+  }
+
+  /**
+   * Runs `cmd` in the container with its stdio streamed (CRI Exec): conmon's exec-attach mode,
+   * with a pty when `tty`. The session directory is removed once the command has ended.
+   */
+  async execStream(
+    id: string,
+    cmd: string[],
+    opts: { tty: boolean; stdin: boolean; consoleSize?: { width: number; height: number } },
+  ): Promise<ExecSession> {
+    const c = await this.checkStreamable(id, 'exec');
+    if (cmd.length === 0) throw new InvalidArgumentError('cmd', 'required, got an empty command');
+    const spec = JSON.parse(await readFile(join(this.bundleDir(c.config.id), 'config.json'), 'utf8')) as {
+      process: Record<string, unknown>;
+    };
+    const runtime = this.runtimeFor(this.handlerOf(c));
+    const workDir = await mkdtemp(join(this.settings.execDir, 'stream-'));
+    try {
+      const session = await execAttach({
+        conmonPath: this.settings.conmonPath,
+        runtimePath: runtime.path,
+        runtimeRoot: this.settings.runtimeRoot,
+        id: c.config.id,
+        sessionId: basename(workDir),
+        processSpec: {
+          ...spec.process,
+          args: cmd,
+          terminal: opts.tty,
+          ...(opts.tty && opts.consoleSize ? { consoleSize: opts.consoleSize } : {}),
+        },
+        stdin: opts.stdin,
+        workDir,
+        systemdCgroup: this.settings.systemdCgroup,
+        log: this.deps.log,
+      });
+      void session.exit
+        .catch(() => undefined)
+        .then(() => rm(workDir, { recursive: true, force: true }))
+        .catch((err: unknown) => {
+          this.deps.log.warn({ err, workDir }, 'cannot remove exec session directory');
+        });
+      return session;
+    } catch (err) {
+      await rm(workDir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** Connects to the container's stdio through its conmon attach socket (CRI Attach). */
+  async attach(
+    id: string,
+    opts: { stdin: boolean },
+  ): Promise<AttachedStreams & { tty: boolean; resize(rows: number, cols: number): Promise<void> }> {
+    const c = await this.checkStreamable(id, 'attach');
+    if (opts.stdin && !c.config.stdin) {
+      throw new FailedPreconditionError(
+        `container "${c.config.id}" was created without stdin: attach without stdin, or recreate it with stdin set`,
+      );
+    }
+    const bundle = this.bundleDir(c.config.id);
+    const streams = attachSocket(join(this.settings.attachDir, c.config.id, 'attach'), {
+      stdin: opts.stdin,
+      debug: (f, m) => {
+        this.deps.log.debug(f, m);
+      },
+    });
+    return {
+      ...streams,
+      tty: c.config.tty,
+      resize: (rows, cols) => resizeTerminal(bundle, rows, cols),
+    };
   }
 
   async reopenLog(id: string): Promise<void> {

@@ -22,6 +22,7 @@ export type ContainerOperation =
   | 'cleanup'
   | 'remove'
   | 'exec'
+  | 'attach'
   | 'reopenLog'
   | 'update';
 
@@ -37,6 +38,8 @@ const allowed: Readonly<Record<ContainerOperation, readonly ContainerState[]>> =
   cleanup: ['configured', 'created', 'stopped', 'exited', 'unknown'],
   remove: ['configured', 'created', 'running', 'paused', 'stopped', 'exited', 'removing', 'unknown'],
   exec: ['running'],
+  // A paused container's stdio is still there; its output resumes when it is unpaused.
+  attach: ['running', 'paused'],
   reopenLog: ['running'],
   update: ['created', 'running', 'paused'],
 };

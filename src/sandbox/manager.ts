@@ -43,6 +43,7 @@ import { resolveInRoot, resolveUser } from '../container/user.js';
 import type { ImageService } from '../image/service.js';
 import type { Logger } from '../log/logger.js';
 import type { NetnsManager } from '../netns/netns.js';
+import { dialInNetns, type NetnsConnection } from '../netns/dial.js';
 import { StoreBatch } from '../store/batch.js';
 import type { JsonValue, RecordInput, SandboxState } from '../store/records.js';
 import type { StateStore, StoredSandbox } from '../store/state-store.js';
@@ -318,6 +319,29 @@ export class SandboxManager {
     const infra = this.infraOf(sandbox.config.id);
     if (infra) await this.deps.containers.refresh(infra.config.id);
     return this.view(this.get(sandbox.config.id));
+  }
+
+  /** The pod if it is ready; PortForward is refused (FAILED_PRECONDITION) for any other pod. */
+  async requireReady(id: string, op: string): Promise<StoredSandbox> {
+    const view = await this.status(id);
+    if (!view.ready) {
+      throw new FailedPreconditionError(
+        `pod sandbox "${view.sandbox.config.id}" is not ready (${view.sandbox.state.state}): cannot ${op} it; start a new pod`,
+      );
+    }
+    return view.sandbox;
+  }
+
+  /** A TCP connection to localhost:`port` in the pod's network namespace (CRI PortForward). */
+  async dialPort(id: string, port: number): Promise<NetnsConnection> {
+    const sandbox = await this.requireReady(id, 'port-forward to');
+    // A host-network pod shares the node's namespace: that of pid 1.
+    const ns = sandbox.config.hostNetwork ? '/proc/1/ns/net' : sandbox.config.netnsPath;
+    return dialInNetns(ns, port, {
+      debug: (f, m) => {
+        this.deps.log.debug({ ...f, sandboxId: sandbox.config.id }, m);
+      },
+    });
   }
 
   /** One pass over the containers for all pods, not one per pod: this is ListPodSandbox's path. */
