@@ -29,6 +29,7 @@ import { NetnsManager } from './netns/netns.js';
 import { apparmorEnabled } from './oci/apparmor.js';
 import { oomScoreAdjFloor } from './oci/oom-floor.js';
 import { SandboxManager } from './sandbox/manager.js';
+import { StreamingServer } from './streaming/server.js';
 import { PodFiles } from './sandbox/pod-files.js';
 import { LevelStateStore } from './store/state-store.js';
 import { acquireInstanceLock, type InstanceLock } from './util/instance-lock.js';
@@ -271,6 +272,35 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
       pods: () => countBy(store.listSandboxes(), (p) => p.state.state),
     });
 
+    const streaming = new StreamingServer(
+      {
+        containers,
+        sandboxes,
+        log: log.child({ component: 'streaming' }),
+        observer: {
+          sessionStarted: (kind) => {
+            metrics.streamingSessions.inc({ kind });
+          },
+          sessionEnded: (kind) => {
+            metrics.streamingSessions.dec({ kind });
+          },
+          bytes: (kind, direction, n) => {
+            metrics.streamingBytes.inc({ kind, direction }, n);
+          },
+        },
+      },
+      {
+        address: config.streaming.address,
+        port: config.streaming.port,
+        tlsCertFile: config.streaming.tls_cert_file || undefined,
+        tlsKeyFile: config.streaming.tls_key_file || undefined,
+        tokenTtlMs: config.streaming.token_ttl_seconds * 1000,
+        idleTimeoutMs: config.streaming.idle_timeout_seconds * 1000,
+      },
+    );
+    await streaming.start();
+    undo.push(() => streaming.close());
+
     const ctx: CriContext = {
       log,
       metrics,
@@ -279,6 +309,7 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
       images,
       sandboxes,
       containers,
+      streaming,
     };
 
     let metricsServer: MetricsServer | undefined;

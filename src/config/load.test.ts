@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ConfigError, defaultConfig, loadConfig, type CrispConfig, type LoadedConfig } from './index.js';
 
+const defaultStreaming = defaultConfig().streaming;
+
 let dir: string;
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'crisp-config-'));
@@ -128,7 +130,7 @@ describe('loadConfig', () => {
         cni_bin_dirs: ['/opt/cni/bin', '/usr/lib/cni'],
         plugin_timeout_seconds: 30,
       },
-      streaming: { address: '127.0.0.1', port: 0 },
+      streaming: { ...defaultStreaming, address: '127.0.0.1', port: 0 },
     };
     assert.deepEqual(defaultConfig(), expected);
   });
@@ -174,7 +176,7 @@ describe('loadConfig', () => {
         cni_bin_dirs: ['/usr/libexec/cni'],
         plugin_timeout_seconds: 30,
       },
-      streaming: { address: '::1', port: 10010 },
+      streaming: { ...defaultStreaming, address: '::1', port: 10010 },
     } satisfies CrispConfig);
   });
 

@@ -210,8 +210,26 @@ export const streamingSchema = z
   .object({
     address: ipAddress.default('127.0.0.1'),
     port: port.default(0),
+    tls_cert_file: optionalAbsolutePath.default(''),
+    tls_key_file: optionalAbsolutePath.default(''),
+    token_ttl_seconds: z.number().int().min(1).max(3600).default(60),
+    idle_timeout_seconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 24 * 3600)
+      .default(14_400),
   })
-  .strict();
+  .strict()
+  .superRefine((s, ctx) => {
+    if ((s.tls_cert_file === '') !== (s.tls_key_file === '')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [s.tls_cert_file === '' ? 'tls_cert_file' : 'tls_key_file'],
+        message: 'tls_cert_file and tls_key_file go together: set both for TLS, or neither',
+      });
+    }
+  });
 
 export const configSchema = z
   .object({

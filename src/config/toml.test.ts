@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { configDigest, configToToml, defaultConfig, loadConfig, type CrispConfig } from './index.js';
 
+const defaultStreaming = defaultConfig().streaming;
+
 let dir: string;
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'crisp-toml-'));
@@ -43,7 +45,7 @@ const custom: CrispConfig = {
     cni_bin_dirs: ['/a "quoted" dir', '/b'],
     plugin_timeout_seconds: 7,
   },
-  streaming: { address: '::', port: 10010 },
+  streaming: { ...defaultStreaming, address: '::', port: 10010 },
 };
 
 describe('configToToml', () => {
@@ -92,7 +94,7 @@ describe('configToToml', () => {
 
   it('is stable: key insertion order does not change the text or the digest', () => {
     const reordered: CrispConfig = {
-      streaming: { port: custom.streaming.port, address: custom.streaming.address },
+      streaming: { ...custom.streaming },
       network: custom.network,
       image: custom.image,
       runtimes: {

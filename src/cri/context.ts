@@ -8,6 +8,7 @@ import type { InflightTracker } from '../metrics/inflight.js';
 import type { ImageService } from '../image/service.js';
 import type { ContainerManager } from '../container/manager.js';
 import type { SandboxManager } from '../sandbox/manager.js';
+import type { StreamingServer } from '../streaming/server.js';
 
 /** One readiness condition as the runtime sees it. */
 export interface Readiness {
@@ -44,4 +45,5 @@ export interface CriContext {
   images: ImageService;
   sandboxes: SandboxManager;
   containers: ContainerManager;
+  streaming: StreamingServer;
 }

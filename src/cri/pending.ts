@@ -6,7 +6,7 @@
  */
 import type { handleUnaryCall } from '@grpc/grpc-js';
 import type { RuntimeServiceHandlers } from '../generated/runtime/v1/RuntimeService.js';
-import { InvalidArgumentError, UnimplementedError } from '../errors.js';
+import { UnimplementedError } from '../errors.js';
 import type { CriContext } from './context.js';
 import { unary } from './handler.js';
 import { requireString } from './validate.js';
@@ -33,29 +33,18 @@ function pendingUnary<Req, Res>(
   });
 }
 
-const sandboxId = (r: { pod_sandbox_id: string }): void => {
-  requireString(r.pod_sandbox_id, 'pod_sandbox_id');
-};
 const containerId = (r: { container_id: string }): void => {
   requireString(r.container_id, 'container_id');
 };
-const command = (r: { container_id: string; cmd: string[] }): void => {
-  containerId(r);
-  if (r.cmd.length === 0) throw new InvalidArgumentError('cmd', 'required, got an empty command');
-};
 
 /** RuntimeService RPCs without an implementation yet; server.ts must provide every other one. */
-export type PendingRuntimeMethod = 'Exec' | 'Attach' | 'PortForward' | 'CheckpointContainer';
+export type PendingRuntimeMethod = 'CheckpointContainer';
 
 export function pendingRuntimeHandlers(ctx: CriContext): {
   [M in PendingRuntimeMethod]: RuntimeServiceHandlers[M];
 } {
   const s = 'RuntimeService';
-  const stream = 'streaming (exec, attach, port-forward)';
   return {
-    Exec: pendingUnary(ctx, s, 'Exec', stream, command),
-    Attach: pendingUnary(ctx, s, 'Attach', stream, containerId),
-    PortForward: pendingUnary(ctx, s, 'PortForward', stream, sandboxId),
     CheckpointContainer: pendingUnary(ctx, s, 'CheckpointContainer', 'checkpointing', containerId),
   };
 }

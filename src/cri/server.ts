@@ -17,6 +17,9 @@ import { listImages, streamImages } from './image/list-images.js';
 import { pullImage } from './image/pull-image.js';
 import { removeImage } from './image/remove-image.js';
 import { pendingRuntimeHandlers } from './pending.js';
+import { exec } from './runtime/exec.js';
+import { attach } from './runtime/attach.js';
+import { portForward } from './runtime/port-forward.js';
 import { loadCriProto } from './proto.js';
 import { runtimeConfig } from './runtime/runtime-config.js';
 import { status } from './runtime/status.js';
@@ -77,6 +80,9 @@ export function runtimeHandlers(ctx: CriContext): RuntimeServiceHandlers {
     StreamContainers: serverStream(ctx, 'StreamContainers', streamContainers(ctx.containers)),
     ContainerStatus: unary(ctx, 'ContainerStatus', containerStatus(ctx.containers)),
     ExecSync: unary(ctx, 'ExecSync', execSync(ctx.containers)),
+    Exec: unary(ctx, 'Exec', exec(ctx.streaming)),
+    Attach: unary(ctx, 'Attach', attach(ctx.streaming)),
+    PortForward: unary(ctx, 'PortForward', portForward(ctx.streaming)),
     ReopenContainerLog: unary(ctx, 'ReopenContainerLog', reopenContainerLog(ctx.containers)),
     UpdateContainerResources: unary(ctx, 'UpdateContainerResources', updateContainerResources(containers)),
     ContainerStats: unary(ctx, 'ContainerStats', containerStats(containers, stats)),

@@ -17,6 +17,8 @@ export interface CrispMetrics {
   stopEscalations: Counter<'step'>;
   cniOperationDuration: Histogram<'op' | 'plugin_type'>;
   netnsLeaked: Counter<'kind'>;
+  streamingSessions: Gauge<'kind'>;
+  streamingBytes: Counter<'kind' | 'direction'>;
   /** Sets where the object gauges (crisp_containers, crisp_pods) read their counts at scrape time. */
   countObjects(source: ObjectCounts): void;
 }
@@ -96,6 +98,18 @@ export function createMetrics(): CrispMetrics {
     labelNames: ['kind'] as const,
     registers: [registry],
   });
+  const streamingSessions = new Gauge({
+    name: 'crisp_streaming_sessions',
+    help: 'Streaming sessions open now, by kind (exec, attach, portforward).',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
+  const streamingBytes = new Counter({
+    name: 'crisp_streaming_bytes_total',
+    help: 'Bytes carried by streaming sessions, by kind and direction (in: client to container, out: container to client).',
+    labelNames: ['kind', 'direction'] as const,
+    registers: [registry],
+  });
   let source: ObjectCounts | undefined;
   const setFrom = (gauge: Gauge<'state'>, counts: Record<string, number>): void => {
     gauge.reset();
@@ -122,6 +136,8 @@ export function createMetrics(): CrispMetrics {
   return {
     cniOperationDuration,
     netnsLeaked,
+    streamingSessions,
+    streamingBytes,
     registry,
     grpcRequests,
     grpcDuration,
