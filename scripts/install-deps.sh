@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # crisp's helpers in bin/: id-mapped mounts for user-namespaced pods, the attach-socket relay for
 # exec/attach and the in-namespace connector for port-forward.
 APT_PACKAGES=(runc conmon containernetworking-plugins iptables catatonit attr zstd python3)
-# What only the tests need: a registry server, htpasswd for its basic auth, busybox for test images.
-TEST_APT_PACKAGES=(docker-registry apache2-utils busybox-static)
+# What only the tests need: a registry server, htpasswd for its basic auth, busybox for test images,
+# openssl for a throwaway TLS certificate.
+TEST_APT_PACKAGES=(docker-registry apache2-utils busybox-static openssl)
 [ "${1:-}" = "--with-test" ] && APT_PACKAGES+=("${TEST_APT_PACKAGES[@]}")
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
