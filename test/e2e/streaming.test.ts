@@ -345,6 +345,44 @@ describe('streaming: exec, attach and port-forward', { timeout: 240_000 }, () =>
     await b.closed;
     assert.equal(channelBytes(b, 1).toString(), 'b64\n');
     assert.match(channelBytes(b, 3).toString(), /NonZeroExitCode/);
+
+    // A terminal: the size sent on channel 4 right after the upgrade is the pty's from the start.
+    const t = await wsConnect(await execUrl(shell, ['stty', 'size'], { tty: true }), ['v4.channel.k8s.io']);
+    t.send(4, JSON.stringify({ Width: 90, Height: 30 }));
+    await t.closed;
+    assert.equal(channelBytes(t, 1).toString(), '30 90\r\n');
+  });
+
+  it('attach to a container with a terminal: resize goes through its ctl FIFO', async () => {
+    const tty = await ctr('tty', ['sh', '-c', 'while true; do stty size; sleep 0.2; done'], {
+      tty: true,
+      stdin: true,
+    });
+    const { url } = await cri.runtime.Attach({ container_id: tty, stdout: true, stdin: true, tty: true });
+    let seen = '';
+    let resizeSent = false;
+    const res = spdyExec(url, {
+      tty: true,
+      stdinDone: waitFor('the new size in the output', () => /22 77/.test(seen), 15_000).then(
+        () => undefined,
+      ),
+      onOpen: ({ resize, stdout, session }) => {
+        stdout?.on('data', (d: Buffer) => {
+          seen += d.toString();
+          if (!resizeSent) {
+            resizeSent = true;
+            resize?.write(`${JSON.stringify({ Width: 77, Height: 22 })}\n`);
+          }
+          if (/22 77/.test(seen)) session.destroy();
+        });
+      },
+    });
+    await res.catch(() => undefined);
+    assert.match(seen, /22 77\r\n/);
+    assert.equal(
+      (await cri.runtime.ContainerStatus({ container_id: tty })).status?.state,
+      'CONTAINER_RUNNING',
+    );
   });
 
   it('WebSocket port-forward: the port header first, then the data', async () => {
@@ -427,7 +465,20 @@ describe('streaming: exec, attach and port-forward', { timeout: 240_000 }, () =>
     const noHeader = await spdyUpgrade(url, []);
     assert.ok(isRefusal(noHeader));
     assert.equal(noHeader.status, 400);
-    // The token survived those refusals; garbage frames after a good upgrade kill only that session.
+    // The token survived those refusals; garbage frames after a good upgrade kill only that
+    // session, not one running beside it.
+    const bystanderUp = await spdyUpgrade(await execUrl(shell, ['cat'], { stdin: true }), [
+      'v4.channel.k8s.io',
+    ]);
+    assert.ok(!isRefusal(bystanderUp));
+    const bErr = await bystanderUp.session.openStream({ streamType: 'error' });
+    bErr.end();
+    bErr.on('error', () => undefined);
+    const bIn = await bystanderUp.session.openStream({ streamType: 'stdin' });
+    const bOut = await bystanderUp.session.openStream({ streamType: 'stdout' });
+    await bystanderUp.session.openStream({ streamType: 'stderr' });
+    let bSeen = '';
+    bOut.on('data', (d: Buffer) => (bSeen += d.toString()));
     const up = await spdyUpgrade(url, ['v4.channel.k8s.io']);
     assert.ok(!isRefusal(up));
     // A control frame of SPDY version 0x7fff: no SPDY peer sends that.
@@ -452,6 +503,9 @@ describe('streaming: exec, attach and port-forward', { timeout: 240_000 }, () =>
     });
     const after = await spdyExec(await execUrl(shell, ['echo', 'still-serving']));
     assert.equal(after.stdout.toString(), 'still-serving\n');
+    bIn.write('bystander\n');
+    await waitFor('the bystander session echo', () => bSeen.includes('bystander'));
+    bystanderUp.session.destroy();
   });
 
   it('metrics count sessions and bytes', async () => {
