@@ -809,3 +809,38 @@ describe('SpdySession protocol errors', () => {
     await assert.rejects(server.openStream({}), SpdySessionClosedError);
   });
 });
+
+describe('SpdySession: frames that arrive just before the connection closes', () => {
+  it('a SYN_REPLY and GOAWAY right before the close still open the stream', async (t) => {
+    const { serverSocket, clientSocket } = await socketPair(t);
+    const client = new SpdySession(clientSocket, { isServer: false });
+    const compressor = new HeaderCompressor();
+    t.after(() => {
+      compressor.close();
+    });
+    const opened = client.openStream({ streamtype: 'stdout' });
+    // The peer answers, sends data and goes away in one write, then closes at once: the
+    // reply's header block is still being inflated when the socket's close arrives.
+    const decoder = new FrameDecoder();
+    await new Promise<void>((resolve) => {
+      serverSocket.on('data', (chunk: Buffer) => {
+        if (decoder.push(chunk).some((f) => f.type === 'syn_stream')) resolve();
+      });
+    });
+    const reply = encodeFrame({
+      type: 'syn_reply',
+      streamId: 1,
+      flags: 0,
+      headerBlock: await compressor.compress({ ok: '1' }),
+    });
+    serverSocket.end(
+      Buffer.concat([reply, encodeDataFrame(1, FLAG_FIN, Buffer.from('bye')), encodeGoAway(1, 0)]),
+    );
+    serverSocket.destroy();
+    const stream = await withTimeout(opened, 2_000, 'the stream to open');
+    assert.equal(stream.headers.ok, '1');
+    // Its unread data goes with the session (see the module header); reading must not throw.
+    stream.on('error', () => undefined);
+    stream.resume();
+  });
+});

@@ -274,6 +274,8 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
   private inQueue: SpdyFrame[] = [];
   private inQueuedBytes = 0;
   private processing = false;
+  /** The socket closed while received frames were still being processed. */
+  private closeAfterProcessing = false;
   private readonly bufferedStreams = new Set<StreamState>();
   private readPaused = false;
   private peerEnded = false;
@@ -811,6 +813,11 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
       this.sessionError(toError(err));
     } finally {
       this.processing = false;
+      // Every way out of the loop (an early return included) hands a deferred close back.
+      if (this.closeAfterProcessing && (this.isClosed || this.inQueue.length === 0)) {
+        this.closeAfterProcessing = false;
+        this.onSocketClose();
+      }
     }
     if (this.isClosed) return;
     this.updateReadPressure();
@@ -996,6 +1003,17 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
   }
 
   private onSocketClose(): void {
+    if (
+      !this.isClosed &&
+      !this.error &&
+      this.decoder.bufferedBytes === 0 &&
+      (this.processing || this.inQueue.length > 0)
+    ) {
+      // Whole frames that arrived before the close still count (a SYN_REPLY whose header block is
+      // being inflated, the DATA and GOAWAY behind it): finish them, then tear down.
+      this.closeAfterProcessing = true;
+      return;
+    }
     if (!this.isClosed && !this.error && this.decoder.bufferedBytes > 0) {
       this.error = new SpdyProtocolError(
         `connection closed in the middle of a frame (${this.decoder.bufferedBytes} bytes)`,

@@ -78,6 +78,8 @@ export interface SpdyExecOptions {
   /** Called with the session and its streams once they are open. */
   onOpen?: (s: {
     session: SpdySession;
+    /** The connection: destroying it is a client going away at once. */
+    socket: Socket;
     stdin?: SpdyStream;
     resize?: SpdyStream;
     stdout?: SpdyStream;
@@ -118,6 +120,10 @@ export function exitCodeOf(errorStream: string): number | undefined {
 }
 
 /** Opens a stream whose errors (the server ending the session early) only end its reads. */
+export async function openStream(session: SpdySession, headers: Record<string, string>): Promise<SpdyStream> {
+  return open(session, headers);
+}
+
 async function open(session: SpdySession, headers: Record<string, string>): Promise<SpdyStream> {
   const s = await session.openStream(headers);
   s.on('error', () => undefined);
@@ -131,7 +137,7 @@ export async function spdyExec(url: string, opts: SpdyExecOptions = {}): Promise
     opts.protocols ?? ['v4.channel.k8s.io', 'v3.channel.k8s.io', 'v2.channel.k8s.io', 'channel.k8s.io'],
   );
   if (isRefusal(up)) throw new Error(`upgrade refused: ${up.status} ${up.body}`);
-  const { session, protocol } = up;
+  const { session, protocol, socket } = up;
   const tty = opts.tty ?? false;
   const wantStdout = opts.stdout ?? true;
   const wantStderr = (opts.stderr ?? !tty) && !tty;
@@ -157,7 +163,7 @@ export async function spdyExec(url: string, opts: SpdyExecOptions = {}): Promise
   if (resize !== undefined) {
     for (const size of opts.sizes ?? []) resize.write(`${JSON.stringify(size)}\n`);
   }
-  opts.onOpen?.({ session, stdin, resize, stdout });
+  opts.onOpen?.({ session, socket, stdin, resize, stdout });
   if (stdin !== undefined) {
     if (opts.stdin !== undefined) stdin.write(opts.stdin);
     if (opts.stdinDone !== undefined) void opts.stdinDone.then(() => stdin.end());
