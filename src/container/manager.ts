@@ -926,12 +926,24 @@ export class ContainerManager {
     }
   }
 
-  /** Refuses (NOT_FOUND / FAILED_PRECONDITION) unless `op` may run on the container now. */
-  async checkStreamable(id: string, op: 'exec' | 'attach'): Promise<StoredContainer> {
+  /**
+   * Refuses (NOT_FOUND / FAILED_PRECONDITION) unless `op` may run on the container now; an attach
+   * with stdin also needs a container created with stdin.
+   */
+  async checkStreamable(
+    id: string,
+    op: 'exec' | 'attach',
+    opts: { stdin?: boolean } = {},
+  ): Promise<StoredContainer> {
     const c = this.get(id);
     await this.refresh(c.config.id);
     const now = this.get(c.config.id);
     requireState(op, now.state.state, now.config.id);
+    if (op === 'attach' && opts.stdin === true && !now.config.stdin) {
+      throw new FailedPreconditionError(
+        `container "${now.config.id}" was created without stdin: attach without stdin, or recreate it with stdin set`,
+      );
+    }
     return now;
   }
 
@@ -987,12 +999,7 @@ export class ContainerManager {
     id: string,
     opts: { stdin: boolean },
   ): Promise<AttachedStreams & { tty: boolean; resize(rows: number, cols: number): Promise<void> }> {
-    const c = await this.checkStreamable(id, 'attach');
-    if (opts.stdin && !c.config.stdin) {
-      throw new FailedPreconditionError(
-        `container "${c.config.id}" was created without stdin: attach without stdin, or recreate it with stdin set`,
-      );
-    }
+    const c = await this.checkStreamable(id, 'attach', opts);
     const bundle = this.bundleDir(c.config.id);
     const streams = attachSocket(join(this.settings.attachDir, c.config.id, 'attach'), {
       stdin: opts.stdin,

@@ -12,7 +12,7 @@ import { Socket, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ContainerManager } from '../container/manager.js';
-import { FailedPreconditionError, InvalidArgumentError, UnavailableError } from '../errors.js';
+import { InvalidArgumentError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import { spdyPortForward, wsPortForward, type ForwardContext, type PodConnection } from './port-forward.js';
@@ -28,7 +28,13 @@ import {
 import { SpdySession } from './spdy/session.js';
 import { expectedStreams, spdyStdio } from './spdy-stdio.js';
 import { runAttach, runExec, type StdioBackend, type StdioChannels } from './stdio.js';
-import { RequestCache, type StreamRequest } from './tokens.js';
+import {
+  RequestCache,
+  type AttachRequest,
+  type ExecRequest,
+  type PortForwardRequest,
+  type StreamRequest,
+} from './tokens.js';
 import { wsStdio } from './ws-stdio.js';
 
 export type StreamKind = 'exec' | 'attach' | 'portforward';
@@ -131,38 +137,20 @@ export class StreamingServer {
 
   // --- URLs for the RPCs --------------------------------------------------------------------
 
-  async execUrl(req: {
-    containerId: string;
-    cmd: string[];
-    tty: boolean;
-    stdin: boolean;
-    stdout: boolean;
-    stderr: boolean;
-  }): Promise<string> {
+  async execUrl(req: Omit<ExecRequest, 'kind'>): Promise<string> {
     if (req.cmd.length === 0) throw new InvalidArgumentError('cmd', 'required, got an empty command');
     checkStdio(req);
     const c = await this.deps.containers.checkStreamable(req.containerId, 'exec');
     return this.url({ kind: 'exec', ...req, containerId: c.config.id });
   }
 
-  async attachUrl(req: {
-    containerId: string;
-    tty: boolean;
-    stdin: boolean;
-    stdout: boolean;
-    stderr: boolean;
-  }): Promise<string> {
+  async attachUrl(req: Omit<AttachRequest, 'kind'>): Promise<string> {
     checkStdio(req);
-    const c = await this.deps.containers.checkStreamable(req.containerId, 'attach');
-    if (req.stdin && !c.config.stdin) {
-      throw new FailedPreconditionError(
-        `container "${c.config.id}" was created without stdin: attach without stdin, or recreate it with stdin set`,
-      );
-    }
+    const c = await this.deps.containers.checkStreamable(req.containerId, 'attach', { stdin: req.stdin });
     return this.url({ kind: 'attach', ...req, containerId: c.config.id });
   }
 
-  async portForwardUrl(req: { podSandboxId: string; ports: number[] }): Promise<string> {
+  async portForwardUrl(req: Omit<PortForwardRequest, 'kind'>): Promise<string> {
     req.ports.forEach((p, i) => {
       if (!Number.isInteger(p) || p < 1 || p > 65535) {
         throw new InvalidArgumentError(`port[${i}]`, `must be a TCP port from 1 to 65535, got ${p}`);

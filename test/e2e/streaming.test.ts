@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -36,7 +36,6 @@ async function childrenOf(pid: number): Promise<{ pid: number; cmd: string }[]> 
 
 /** Pids in the container's pid namespace running `needle` (host view, via /proc). */
 async function processesMatching(needle: string): Promise<number[]> {
-  const { readdir } = await import('node:fs/promises');
   const out: number[] = [];
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;

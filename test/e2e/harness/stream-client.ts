@@ -121,10 +121,6 @@ export function exitCodeOf(errorStream: string): number | undefined {
 
 /** Opens a stream whose errors (the server ending the session early) only end its reads. */
 export async function openStream(session: SpdySession, headers: Record<string, string>): Promise<SpdyStream> {
-  return open(session, headers);
-}
-
-async function open(session: SpdySession, headers: Record<string, string>): Promise<SpdyStream> {
   const s = await session.openStream(headers);
   s.on('error', () => undefined);
   return s;
@@ -141,18 +137,18 @@ export async function spdyExec(url: string, opts: SpdyExecOptions = {}): Promise
   const tty = opts.tty ?? false;
   const wantStdout = opts.stdout ?? true;
   const wantStderr = (opts.stderr ?? !tty) && !tty;
-  const error = await open(session, { streamType: 'error' });
+  const error = await openStream(session, { streamType: 'error' });
   error.end();
   const errorText = readAll(error);
   const stdin =
     opts.stdin !== undefined || opts.stdinDone !== undefined
-      ? await open(session, { streamType: 'stdin' })
+      ? await openStream(session, { streamType: 'stdin' })
       : undefined;
-  const stdout = wantStdout ? await open(session, { streamType: 'stdout' }) : undefined;
-  const stderr = wantStderr ? await open(session, { streamType: 'stderr' }) : undefined;
+  const stdout = wantStdout ? await openStream(session, { streamType: 'stdout' }) : undefined;
+  const stderr = wantStderr ? await openStream(session, { streamType: 'stderr' }) : undefined;
   const resize =
     tty && protocol !== 'v2.channel.k8s.io' && protocol !== 'channel.k8s.io'
-      ? await open(session, { streamType: 'resize' })
+      ? await openStream(session, { streamType: 'resize' })
       : undefined;
   stdout?.end();
   stderr?.end();
@@ -196,10 +192,10 @@ export async function spdyForwardOnce(
   payload: Buffer,
 ): Promise<ForwardResult> {
   const headers = { port: String(port), requestID: String(requestId) };
-  const error = await open(session, { ...headers, streamType: 'error' });
+  const error = await openStream(session, { ...headers, streamType: 'error' });
   error.end();
   const errorText = readAll(error);
-  const data = await open(session, { ...headers, streamType: 'data' });
+  const data = await openStream(session, { ...headers, streamType: 'data' });
   const reply = readAll(data);
   data.write(payload);
   const [d, e] = await Promise.all([reply, errorText]);
