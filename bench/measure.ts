@@ -136,3 +136,18 @@ export function histogramRow(
   };
   return { name, n, p50: at(50), p90: at(90), p95: at(95), p99: at(99), max: Number.NaN, note };
 }
+
+/** Prints a p50 / p95 / max table of `rows` (names padded to `nameWidth`); returns the row printer. */
+export function printLatencyTable(rows: Row[], nameWidth: number): (r: Row) => void {
+  console.log(
+    `${'operation'.padEnd(nameWidth)}${'n'.padStart(6)}${'p50'.padStart(10)}${'p95'.padStart(10)}${'max'.padStart(10)}  note`,
+  );
+  const f = (x: number): string => (Number.isNaN(x) ? '-' : x.toFixed(2)).padStart(10);
+  const print = (r: Row): void => {
+    console.log(
+      `${r.name.padEnd(nameWidth)}${String(r.n).padStart(6)}${f(r.p50)}${f(r.p95)}${f(r.max)}  ${r.note}`,
+    );
+  };
+  rows.forEach(print);
+  return print;
+}

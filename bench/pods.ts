@@ -22,6 +22,7 @@ import {
   memoryOf,
   mib,
   percentile,
+  printLatencyTable,
   row,
   sum,
   type Row,
@@ -402,16 +403,7 @@ async function main(): Promise<void> {
 
     console.log(await machineLine('pods'));
     console.log('latency in ms, over the unix socket, one call at a time');
-    console.log(
-      `${'operation'.padEnd(40)}${'n'.padStart(6)}${'p50'.padStart(10)}${'p95'.padStart(10)}${'max'.padStart(10)}  note`,
-    );
-    const f = (x: number): string => (Number.isNaN(x) ? '-' : x.toFixed(2)).padStart(10);
-    const print = (r: Row): void => {
-      console.log(
-        `${r.name.padEnd(40)}${String(r.n).padStart(6)}${f(r.p50)}${f(r.p95)}${f(r.max)}  ${r.note}`,
-      );
-    };
-    rows.forEach(print);
+    const print = printLatencyTable(rows, 40);
     if (loadRows.length > 0) {
       console.log(`under load: ${SETUP_CONCURRENCY} pods set up / torn down at a time (not clean latencies)`);
       loadRows.forEach(print);

@@ -15,7 +15,16 @@
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { BenchDaemon, Cleanup, Interrupts, removeAllPods } from './bench-daemon.js';
-import { benchClock, envInt, machineLine, memoryOf, mib, row, type Row } from './measure.js';
+import {
+  benchClock,
+  envInt,
+  machineLine,
+  memoryOf,
+  mib,
+  printLatencyTable,
+  row,
+  type Row,
+} from './measure.js';
 import { isRefusal, readAll, spdyExec, spdyUpgrade } from '../test/e2e/harness/stream-client.js';
 import { dialInNetns } from '../src/netns/dial.js';
 
@@ -167,15 +176,7 @@ async function main(): Promise<void> {
     interrupts.release();
     console.log(await machineLine('streaming'));
     console.log('latency in ms (p50 / p95 / max); throughput rows: time for the whole transfer');
-    console.log(
-      `${'operation'.padEnd(44)}${'n'.padStart(6)}${'p50'.padStart(10)}${'p95'.padStart(10)}${'max'.padStart(10)}  note`,
-    );
-    const f = (x: number): string => (Number.isNaN(x) ? '-' : x.toFixed(2)).padStart(10);
-    for (const r of rows) {
-      console.log(
-        `${r.name.padEnd(44)}${String(r.n).padStart(6)}${f(r.p50)}${f(r.p95)}${f(r.max)}  ${r.note}`,
-      );
-    }
+    printLatencyTable(rows, 44);
     for (const n of notes) console.log(n);
     console.log(`total run time: ${(elapsed() / 1000).toFixed(1)} s`);
     cleanup.print(failure);
