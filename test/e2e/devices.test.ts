@@ -10,7 +10,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { status as GrpcCode } from '@grpc/grpc-js';
 import type { Device } from '../../src/generated/runtime/v1/Device.js';
 import { runCommand } from '../../src/util/command.js';
-import { rejection, type CriClients } from './harness/cri-client.js';
+import { createAndStart, rejection, type CriClients } from './harness/cri-client.js';
 import { startWithBusybox, type BusyboxSetup } from './harness/with-busybox.js';
 
 describe('devices, seen from inside the container', () => {
@@ -48,16 +48,7 @@ describe('devices, seen from inside the container', () => {
   });
 
   async function run(pod: Pod, name: string, devices: Device[], privileged = false): Promise<string> {
-    const { container_id } = await cri.runtime.CreateContainer(
-      {
-        pod_sandbox_id: pod.id,
-        config: containerConfig(name, devices, privileged),
-        sandbox_config: pod.config,
-      },
-      60_000,
-    );
-    await cri.runtime.StartContainer({ container_id }, 60_000);
-    return container_id;
+    return createAndStart(cri, pod, containerConfig(name, devices, privileged));
   }
 
   async function sh(id: string, script: string): Promise<{ code: number; out: string; err: string }> {

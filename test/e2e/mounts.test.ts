@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status as GrpcCode } from '@grpc/grpc-js';
 import { runCommand } from '../../src/util/command.js';
-import { rejection, type CriClients } from './harness/cri-client.js';
+import { execSh, createAndStart, rejection, type CriClients } from './harness/cri-client.js';
 import { mountsUnder, until } from './harness/host.js';
 import { LAYERED_EXPECT, layeredImage } from './harness/test-images.js';
 import { startWithBusybox, type BusyboxSetup } from './harness/with-busybox.js';
@@ -54,27 +54,15 @@ describe('bind mounts and propagation', () => {
     mount: Record<string, unknown>,
     privileged = false,
   ): Promise<string> => {
-    const { container_id } = await cri.runtime.CreateContainer(
-      {
-        pod_sandbox_id: p.id,
-        config: {
-          metadata: { name },
-          image: { image: setup.image },
-          command: ['sleep', '1000'],
-          mounts: [{ container_path: '/data', host_path: shared, ...mount }],
-          ...(privileged ? { linux: { security_context: { privileged: true } } } : {}),
-        },
-        sandbox_config: p.config,
-      },
-      60_000,
-    );
-    await cri.runtime.StartContainer({ container_id }, 60_000);
-    return container_id;
+    return createAndStart(cri, p, {
+      metadata: { name },
+      image: { image: setup.image },
+      command: ['sleep', '1000'],
+      mounts: [{ container_path: '/data', host_path: shared, ...mount }],
+      ...(privileged ? { linux: { security_context: { privileged: true } } } : {}),
+    });
   };
-  const sh = async (id: string, script: string) => {
-    const res = await cri.runtime.ExecSync({ container_id: id, cmd: ['sh', '-c', script], timeout: '10' });
-    return { code: res.exit_code, out: res.stdout.toString(), err: res.stderr.toString() };
-  };
+  const sh = (id: string, script: string) => execSh(cri, id, script);
 
   it('binds read-write and read-only', async () => {
     const p = await pod('rw-ro');

@@ -14,7 +14,7 @@ import { status as GrpcCode } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { CniManager } from '../../src/netns/cni.js';
 import { runCommand } from '../../src/util/command.js';
-import { connectCri, rejection, type CriClients } from './harness/cri-client.js';
+import { execSh, createAndStart, connectCri, rejection, type CriClients } from './harness/cri-client.js';
 import { spawnCrisp, testConflist } from './harness/daemon.js';
 import { until } from './harness/host.js';
 import { startWithBusybox, type BusyboxSetup } from './harness/with-busybox.js';
@@ -100,21 +100,9 @@ describe('pod networking (CNI)', () => {
   };
   type Pod = Awaited<ReturnType<typeof runPod>>;
   const run = async (pod: Pod, name: string, command: string[]) => {
-    const { container_id } = await cri.runtime.CreateContainer(
-      {
-        pod_sandbox_id: pod.id,
-        config: { metadata: { name }, image: { image: setup.image }, command },
-        sandbox_config: pod.config,
-      },
-      60_000,
-    );
-    await cri.runtime.StartContainer({ container_id }, 60_000);
-    return container_id;
+    return createAndStart(cri, pod, { metadata: { name }, image: { image: setup.image }, command });
   };
-  const sh = async (id: string, script: string) => {
-    const res = await cri.runtime.ExecSync({ container_id: id, cmd: ['sh', '-c', script], timeout: '10' });
-    return { code: res.exit_code, out: res.stdout.toString().trim(), err: res.stderr.toString() };
-  };
+  const sh = (id: string, script: string) => execSh(cri, id, script, { trim: true });
   const webServer = (text: string) => [
     'sh',
     '-c',

@@ -12,6 +12,7 @@ import type { Metric__Output } from '../../src/generated/runtime/v1/Metric.js';
 import type { MetricDescriptor__Output } from '../../src/generated/runtime/v1/MetricDescriptor.js';
 import type { PodSandboxMetrics__Output } from '../../src/generated/runtime/v1/PodSandboxMetrics.js';
 import {
+  createAndStart,
   collect,
   containerPid as pidOf,
   infraPid as infraPidOf,
@@ -75,16 +76,12 @@ describe('sandbox metrics: cAdvisor-named metrics of pods and containers over CR
   }
 
   async function runContainer(p: Pod, name: string, command: string[]): Promise<string> {
-    const { container_id } = await cri.runtime.CreateContainer(
-      {
-        pod_sandbox_id: p.id,
-        config: { metadata: { name, attempt: 0 }, image: { image }, command, log_path: `${name}.log` },
-        sandbox_config: p.config,
-      },
-      60_000,
-    );
-    await cri.runtime.StartContainer({ container_id }, 60_000);
-    return container_id;
+    return createAndStart(cri, p, {
+      metadata: { name, attempt: 0 },
+      image: { image },
+      command,
+      log_path: `${name}.log`,
+    });
   }
 
   const containerPid = (id: string): Promise<number> => pidOf(cri, id);

@@ -9,7 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { status as GrpcCode } from '@grpc/grpc-js';
-import { rejection, type CriClients } from './harness/cri-client.js';
+import { createAndStart, rejection, type CriClients } from './harness/cri-client.js';
 import { startWithBusybox, type BusyboxSetup } from './harness/with-busybox.js';
 
 describe('seccomp, seen from inside the container', () => {
@@ -43,12 +43,7 @@ describe('seccomp, seen from inside the container', () => {
   });
 
   async function run(pod: Pod, name: string, securityContext: Record<string, unknown> = {}): Promise<string> {
-    const { container_id } = await cri.runtime.CreateContainer(
-      { pod_sandbox_id: pod.id, config: containerConfig(name, securityContext), sandbox_config: pod.config },
-      60_000,
-    );
-    await cri.runtime.StartContainer({ container_id }, 60_000);
-    return container_id;
+    return createAndStart(cri, pod, containerConfig(name, securityContext));
   }
 
   const createFails = (pod: Pod, securityContext: Record<string, unknown>) =>

@@ -9,7 +9,7 @@ import { readFile, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { status as GrpcCode } from '@grpc/grpc-js';
-import { rejection, type CriClients } from './harness/cri-client.js';
+import { createAndStart, rejection, type CriClients } from './harness/cri-client.js';
 import { busyboxImage } from './harness/test-images.js';
 import { startWithBusybox, type BusyboxSetup } from './harness/with-busybox.js';
 
@@ -87,16 +87,7 @@ describe('security context, namespaces and sysctls, seen from inside the contain
     securityContext: Record<string, unknown> = {},
     extra: Record<string, unknown> = {},
   ): Promise<string> {
-    const { container_id } = await cri.runtime.CreateContainer(
-      {
-        pod_sandbox_id: pod.id,
-        config: containerConfig(name, securityContext, extra),
-        sandbox_config: pod.config,
-      },
-      60_000,
-    );
-    await cri.runtime.StartContainer({ container_id }, 60_000);
-    return container_id;
+    return createAndStart(cri, pod, containerConfig(name, securityContext, extra));
   }
 
   /** The CreateContainer failure for this security context. */

@@ -14,6 +14,7 @@ import type { ContainerStats__Output } from '../../src/generated/runtime/v1/Cont
 import type { PodSandboxStats__Output } from '../../src/generated/runtime/v1/PodSandboxStats.js';
 import type { UInt64Value__Output } from '../../src/generated/runtime/v1/UInt64Value.js';
 import {
+  createAndStart,
   containerPid as pidOf,
   infraPid as infraPidOf,
   rejection,
@@ -70,23 +71,14 @@ describe('stats: containers and pods from their cgroups, layers and network name
   }
 
   async function runContainer(p: Pod, name: string, command: string[], extra: Record<string, unknown> = {}) {
-    const { container_id } = await cri.runtime.CreateContainer(
-      {
-        pod_sandbox_id: p.id,
-        config: {
-          metadata: { name, attempt: 0 },
-          image: { image },
-          command,
-          log_path: `${name}.log`,
-          labels: { ctr: name, role: name === 'busy' ? 'worker' : 'other' },
-          ...extra,
-        },
-        sandbox_config: p.config,
-      },
-      60_000,
-    );
-    await cri.runtime.StartContainer({ container_id }, 60_000);
-    return container_id;
+    return createAndStart(cri, p, {
+      metadata: { name, attempt: 0 },
+      image: { image },
+      command,
+      log_path: `${name}.log`,
+      labels: { ctr: name, role: name === 'busy' ? 'worker' : 'other' },
+      ...extra,
+    });
   }
 
   const containerPid = (id: string): Promise<number> => pidOf(cri, id);

@@ -11,7 +11,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status as GrpcCode } from '@grpc/grpc-js';
-import { rejection, type CriClients } from './harness/cri-client.js';
+import { createAndStart, rejection, type CriClients } from './harness/cri-client.js';
 import { sleep, until } from './harness/host.js';
 import {
   channelBytes,
@@ -64,22 +64,11 @@ describe('streaming: exec, attach and port-forward', { timeout: 240_000 }, () =>
     command: string[],
     extra: Record<string, unknown> = {},
   ): Promise<string> => {
-    const { container_id } = await cri.runtime.CreateContainer(
-      {
-        pod_sandbox_id: podId,
-        config: {
-          metadata: { name },
-          image: { image: setup.image },
-          command,
-          log_path: `${name}.log`,
-          ...extra,
-        },
-        sandbox_config: podConfig,
-      },
-      60_000,
+    return createAndStart(
+      cri,
+      { id: podId, config: podConfig },
+      { metadata: { name }, image: { image: setup.image }, command, log_path: `${name}.log`, ...extra },
     );
-    await cri.runtime.StartContainer({ container_id }, 60_000);
-    return container_id;
   };
 
   const execUrl = async (

@@ -9,7 +9,7 @@ import { access, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promi
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status as GrpcCode } from '@grpc/grpc-js';
-import { rejection, type CriClients } from './harness/cri-client.js';
+import { execSh, createAndStart, rejection, type CriClients } from './harness/cri-client.js';
 import { mountsUnder } from './harness/host.js';
 import { startWithBusybox, type BusyboxSetup } from './harness/with-busybox.js';
 
@@ -57,27 +57,15 @@ describe('user namespaces', () => {
     sc: Record<string, unknown> = {},
     mounts: Record<string, unknown>[] = [],
   ) => {
-    const { container_id } = await cri.runtime.CreateContainer(
-      {
-        pod_sandbox_id: pod.id,
-        config: {
-          metadata: { name },
-          image: { image: setup.image },
-          command: ['sleep', '1000'],
-          mounts,
-          linux: { security_context: { namespace_options: { userns_options: USERNS }, ...sc } },
-        },
-        sandbox_config: pod.config,
-      },
-      60_000,
-    );
-    await cri.runtime.StartContainer({ container_id }, 60_000);
-    return container_id;
+    return createAndStart(cri, pod, {
+      metadata: { name },
+      image: { image: setup.image },
+      command: ['sleep', '1000'],
+      mounts,
+      linux: { security_context: { namespace_options: { userns_options: USERNS }, ...sc } },
+    });
   };
-  const sh = async (id: string, script: string) => {
-    const res = await cri.runtime.ExecSync({ container_id: id, cmd: ['sh', '-c', script], timeout: '10' });
-    return { code: res.exit_code, out: res.stdout.toString().trim(), err: res.stderr.toString() };
-  };
+  const sh = (id: string, script: string) => execSh(cri, id, script, { trim: true });
 
   it('says in Status that this node supports them', async () => {
     const status = await cri.runtime.Status({});

@@ -13,6 +13,8 @@ import {
 } from '@grpc/grpc-js';
 import type { MethodDefinition } from '@grpc/proto-loader';
 import { loadCriProto } from '../../../src/cri/proto.js';
+import type { ContainerConfig } from '../../../src/generated/runtime/v1/ContainerConfig.js';
+import type { PodSandboxConfig } from '../../../src/generated/runtime/v1/PodSandboxConfig.js';
 import type {
   RuntimeServiceClient,
   RuntimeServiceDefinition,
@@ -83,6 +85,32 @@ export async function rejection(pending: Promise<unknown>): Promise<ServiceError
     return err as ServiceError;
   }
   throw new Error('expected the call to fail, but it succeeded');
+}
+
+/** CreateContainer in `pod` and then StartContainer; the running container's id. */
+export async function createAndStart(
+  cri: CriClients,
+  pod: { id: string; config: PodSandboxConfig },
+  config: ContainerConfig,
+): Promise<string> {
+  const { container_id } = await cri.runtime.CreateContainer(
+    { pod_sandbox_id: pod.id, config, sandbox_config: pod.config },
+    60_000,
+  );
+  await cri.runtime.StartContainer({ container_id }, 60_000);
+  return container_id;
+}
+
+/** `sh -c script` in a container through ExecSync (10 s): its exit code, stdout and stderr. */
+export async function execSh(
+  cri: CriClients,
+  id: string,
+  script: string,
+  opts: { trim?: boolean } = {},
+): Promise<{ code: number; out: string; err: string }> {
+  const res = await cri.runtime.ExecSync({ container_id: id, cmd: ['sh', '-c', script], timeout: '10' });
+  const out = res.stdout.toString();
+  return { code: res.exit_code, out: opts.trim === true ? out.trim() : out, err: res.stderr.toString() };
 }
 
 /** The host pid of a running container, from ContainerStatus verbose info. */
