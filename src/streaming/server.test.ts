@@ -23,9 +23,9 @@ function fakeDeps(): StreamingDeps & { execs: string[][] } {
     execs,
     log,
     containers: {
-      checkStreamable: (id: string, _op: string, opts: { stdin?: boolean } = {}) => {
+      checkStreamable: (id: string, _op: string, opts?: { stdin?: boolean }) => {
         if (id !== 'c1') return Promise.reject(new NotFoundError('container', id));
-        if (opts.stdin === true) return Promise.reject(new FailedPreconditionError('created without stdin'));
+        if (opts?.stdin === true) return Promise.reject(new FailedPreconditionError('created without stdin'));
         return Promise.resolve(container as never);
       },
       execStream: (_id: string, cmd: string[]) => {
