@@ -1,0 +1,62 @@
+/**
+ * Facts about processes from /proc, for recovery: whether a pid is alive (and still the process
+ * it was), when it started, when the node booted. All reads are async and tolerate a process
+ * that goes away mid-read (the answer is then "gone").
+ */
+import { readFile } from 'node:fs/promises';
+
+/** Clock ticks per second for /proc/<pid>/stat times (USER_HZ; 100 on every Linux architecture crisp runs on). */
+const CLK_TCK = 100n;
+
+/** The node's boot time (btime in /proc/stat), in nanoseconds since the epoch. */
+export async function bootTimeNs(): Promise<bigint> {
+  const stat = await readFile('/proc/stat', 'utf8');
+  const line = stat.split('\n').find((l) => l.startsWith('btime '));
+  const seconds = line === undefined ? NaN : Number(line.slice(6).trim());
+  if (!Number.isInteger(seconds)) throw new Error('/proc/stat has no btime line');
+  return BigInt(seconds) * 1_000_000_000n;
+}
+
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks after boot), or undefined if gone. */
+async function startTicks(pid: number): Promise<bigint | undefined> {
+  let text: string;
+  try {
+    text = await readFile(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) may contain spaces and parentheses: fields restart after the last ')'.
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const ticks = rest[19];
+  return ticks === undefined || !/^\d+$/.test(ticks) ? undefined : BigInt(ticks);
+}
+
+/** When `pid` started, in nanoseconds since the epoch (10 ms resolution), or undefined if it is gone. */
+export async function processStartedAtNs(pid: number): Promise<bigint | undefined> {
+  const ticks = await startTicks(pid);
+  if (ticks === undefined) return undefined;
+  return (await bootTimeNs()) + (ticks * 1_000_000_000n) / CLK_TCK;
+}
+
+/** The argv of `pid`, or undefined if it is gone (or a zombie, whose cmdline is empty). */
+export async function processArgv(pid: number): Promise<string[] | undefined> {
+  try {
+    const raw = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+    if (raw === '') return undefined;
+    return raw.replace(/\0$/, '').split('\0');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `pid` runs and is not a zombie. */
+export async function processAlive(pid: number): Promise<boolean> {
+  let text: string;
+  try {
+    text = await readFile(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return false;
+  }
+  const state = text.slice(text.lastIndexOf(')') + 2, text.lastIndexOf(')') + 3);
+  return state !== 'Z' && state !== 'X';
+}
