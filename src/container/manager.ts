@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
-import { access, chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import {
   AlreadyExistsError,
@@ -35,6 +35,11 @@ import { execAttach, type ExecSession } from '../oci/conmon-exec.js';
 import { attachSocket, type AttachedStreams } from '../oci/attach-relay.js';
 import { Runc } from '../oci/runc.js';
 import { StoreBatch } from '../store/batch.js';
+import { IntentJournal, type Intent } from '../store/intents.js';
+import { failpoint } from '../util/failpoint.js';
+import { within } from '../util/deadline.js';
+import { mapLimit } from '../util/map-limit.js';
+import { bootTimeNs, processAlive, processArgv, processStartedAtNs } from '../util/proc.js';
 import type {
   ContainerConfigRecord,
   ContainerStateRecord,
@@ -43,12 +48,14 @@ import type {
 } from '../store/records.js';
 import type { StateStore, StoredContainer } from '../store/state-store.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 import { CommandFailure, runCommand } from '../util/command.js';
 import { isActive, requireState, type ContainerState } from './state.js';
 import { containerResources } from './spec.js';
 import type { ContainerResourcesInput, ResourceFacts } from './spec-types.js';
 import { ContainerEventBus } from './events.js';
 import {
+  isMounted,
   mountIdmappedRootfs,
   mountImageVolume,
   mountRootfs,
@@ -229,10 +236,39 @@ function msToNs(ms: number): string {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Containers checked at the same time during recovery. */
+const RECOVERY_CONCURRENCY = 8;
+/** How long recovery gives one container (its runc state, its files, a cleanup) by default. */
+export const RECOVERY_TIMEOUT_MS = 10_000;
+/** How often containers recovery could not check are tried again, and unmonitored ones looked at. */
+const RECOVERY_RETRY_MS = 5_000;
+/** How long a stopped container whose conmon still runs gets to have its exit file written. */
+const EXIT_FILE_GRACE_MS = 2_000;
+/** The exit code reported when the real one was lost (the node restarted, or conmon was gone). */
+export const UNKNOWN_EXIT_CODE = 255;
+
+/** What recovery found for one container. */
+export type RecoveryOutcome =
+  | 'running'
+  | 'unmonitored'
+  | 'exited-while-down'
+  | 'exit-lost'
+  | 'rolled-back'
+  | 'removed'
+  | 'cleaned'
+  | 'unchanged'
+  | 'failed';
+
 export class ContainerManager {
   private readonly locks = new KeyedMutex();
   private watcher: FSWatcher | undefined;
   private readonly runcs = new Map<string, Runc>();
+  private readonly journal: IntentJournal;
+  /** Containers recorded before this start that recovery has not checked yet (reads answer from the record). */
+  private readonly unchecked = new Set<string>();
+  /** Live containers whose conmon is gone: their exit is noticed by watching the pid. */
+  private readonly unmonitored = new Map<string, number>();
+  private retryTimer: NodeJS.Timeout | undefined;
   /** Published right after each commit that a CRI client can see (events.ts). */
   readonly events: ContainerEventBus;
 
@@ -241,6 +277,7 @@ export class ContainerManager {
     private readonly settings: ContainerEngineSettings,
   ) {
     this.events = deps.events ?? new ContainerEventBus(deps.store);
+    this.journal = new IntentJournal(deps.store);
   }
 
   // --- set-up --------------------------------------------------------------------------------
@@ -262,14 +299,13 @@ export class ContainerManager {
     this.watcher.on('error', (err) => {
       this.deps.log.error({ err }, 'exit directory watch failed; exits are still found on reads');
     });
-    // Exits that happened while crisp was not watching.
-    for (const c of this.deps.store.listContainers()) {
-      if (isActive(c.state.state)) void this.syncLogged(c.config.id);
-    }
+    // Everything recorded so far is checked by recover(); until then reads answer from the record.
+    for (const c of this.deps.store.listContainers()) this.unchecked.add(c.config.id);
   }
 
   close(): void {
     this.watcher?.close();
+    clearTimeout(this.retryTimer);
   }
 
   /** Throws INVALID_ARGUMENT for a runtime handler crisp.toml does not define. */
@@ -345,10 +381,18 @@ export class ContainerManager {
     return this.deps.store.listContainers();
   }
 
-  /** Picks up an exit the watcher may have missed (cheap: one access() for active containers). */
+  /**
+   * Picks up an exit the watcher may have missed (cheap: one access() for active containers).
+   * A container recovery has not checked yet is answered from its record, without waiting.
+   */
   async refresh(id: string): Promise<void> {
     const c = this.deps.store.getContainer(id);
-    if (!c || !isActive(c.state.state)) return;
+    if (!c || !isActive(c.state.state) || this.unchecked.has(id)) return;
+    const pid = this.unmonitored.get(id);
+    if (pid !== undefined && !(await processAlive(pid))) {
+      await this.locks.run(`container:${id}`, () => this.noticeUnmonitoredExit(id));
+      return;
+    }
     const exitFile = join(this.settings.exitsDir, id);
     const exists = await access(exitFile).then(
       () => true,
@@ -406,17 +450,21 @@ export class ContainerManager {
       criConfig: req.criConfig,
       createdAt,
     };
-    // The record and the name first: a crash from here on leaves a 'configured' container that
-    // recovery can clean up, never an untracked mount or process.
-    await store.commit(
-      new StoreBatch()
-        .putContainerConfig(config)
-        .putContainerState(id, { state: 'configured', updatedAt: createdAt })
-        .putName(req.nameKey, { kind: 'container', id }),
-    );
+    // The record, the name and the intent first: a crash from here on leaves a 'configured'
+    // container that recovery rolls back, never an untracked mount or process.
+    const first = new StoreBatch()
+      .putContainerConfig(config)
+      .putContainerState(id, { state: 'configured', updatedAt: createdAt })
+      .putName(req.nameKey, { kind: 'container', id });
+    const intent = this.journal.beginIn(first, 'create-container', id, 'recorded', {
+      sandboxId: req.sandboxId,
+      kind: req.kind,
+    });
+    await store.commit(first);
+    failpoint(`create-${req.kind}:after-record`);
     try {
       await this.locks.run(`container:${id}`, () =>
-        this.initContainer(id, req, image, volumeImages, runtime),
+        this.initContainer(id, req, image, volumeImages, runtime, intent),
       );
     } catch (err) {
       if (req.kind === 'app' && isProcessStartError(err)) {
@@ -447,13 +495,16 @@ export class ContainerManager {
     image: StoredImage,
     volumeImages: readonly StoredImage[],
     runtime: { runc: Runc; path: string },
+    intent: Intent,
   ): Promise<void> {
     const bundle = this.bundleDir(id);
+    const kind = req.kind;
+    await intent.advance('rootfs', { bundle, containerDir: this.containerDir(id) });
     await mkdir(bundle, { recursive: true, mode: 0o711 });
     await mkdir(this.persistDir(id), { recursive: true, mode: 0o700 });
     const obs = this.deps.observer;
-    const kind = req.kind;
     await timed(obs, 'rootfs', () => this.mountRoot(id, image, req.idmap), kind);
+    failpoint(`create-${kind}:after-rootfs`);
     const imageVolumes = await this.mountImageVolumes(id, volumeImages);
     const idmappedMounts = await this.mountIdmappedVolumes(id, req.mounts);
     const user = await timed(
@@ -467,28 +518,34 @@ export class ContainerManager {
           imageVolumes,
           idmappedMounts,
         });
-        await writeFile(join(bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
+        await writeFileAtomic(join(bundle, 'config.json'), JSON.stringify(spec), 0o600);
         return userOf(spec);
       },
       kind,
     );
     if (req.logPath !== '') await mkdir(dirname(req.logPath), { recursive: true, mode: 0o755 });
     await rm(join(this.settings.exitsDir, id), { force: true });
+    await intent.advance('runtime-create');
     const { pid, conmonPid } = await timed(obs, 'runtime_create', () => this.spawn(id, req, runtime), kind);
+    failpoint(`create-${kind}:after-runtime-create`);
     await this.makeRecursivelyReadOnly(pid, req.mounts);
-    await this.transition(id, { state: 'created', pid, conmonPid, ...(user ? { user } : {}) });
+    await this.transition(
+      id,
+      { state: 'created', pid, conmonPid, ...(user ? { user } : {}) },
+      intent.doneIn(new StoreBatch()),
+    );
   }
 
+  /** Records a new state (with `batch`'s other changes, in one write), then publishes the event. */
   private async transition(
     id: string,
     patch: Partial<Omit<ContainerStateRecord, 'v' | 'updatedAt'>> & { state: ContainerState },
+    batch = new StoreBatch(),
   ): Promise<void> {
     const current = this.deps.store.getContainer(id);
     if (!current) throw new NotFoundError('container', id);
     const { v: _v, ...prev } = current.state;
-    await this.deps.store.commit(
-      new StoreBatch().putContainerState(id, { ...prev, ...patch, updatedAt: nowNs() }),
-    );
+    await this.deps.store.commit(batch.putContainerState(id, { ...prev, ...patch, updatedAt: nowNs() }));
     // events: no await between the commit and the publish (ordering, see events.ts).
     this.events.transitioned(current.config, prev.state, patch.state);
   }
@@ -590,6 +647,7 @@ export class ContainerManager {
         () => runtime.runc.start(current.config.id),
         current.config.kind,
       );
+      failpoint(`start-${current.config.kind}:after-runtime-start`);
       await this.transition(current.config.id, { state: 'running', startedAt });
     });
   }
@@ -704,7 +762,7 @@ export class ContainerManager {
       };
       if (spec.linux) {
         spec.linux.resources = { ...(spec.linux.resources ?? {}), ...live };
-        await writeFile(specPath, JSON.stringify(spec));
+        await writeFileAtomic(specPath, JSON.stringify(spec), 0o600);
       }
       await this.transition(c.config.id, { state: current.state.state, resources: asReceived });
     });
@@ -733,6 +791,214 @@ export class ContainerManager {
     });
   }
 
+  // --- recovery ------------------------------------------------------------------------------
+
+  /** Whether recovery has yet to check this container (its record is from before this start). */
+  isUnchecked(id: string): boolean {
+    return this.unchecked.has(id);
+  }
+
+  /** How many containers recovery has yet to check. */
+  get uncheckedCount(): number {
+    return this.unchecked.size;
+  }
+
+  /**
+   * libpod's refresh and sync after a restart: every container recorded before this start is
+   * reconciled with conmon's exit file, `runc state`, conmon's pid and its intent, a few at a
+   * time and each within `timeoutMs`, so one broken container delays nobody else. Half-made
+   * containers are rolled back, half-removed ones removed. A container that could not be checked
+   * (its runtime hangs) stays unchecked and is tried again every few seconds.
+   */
+  async recover(timeoutMs = RECOVERY_TIMEOUT_MS): Promise<Map<RecoveryOutcome, number>> {
+    const rank = (id: string): number => {
+      const state = this.deps.store.getContainer(id)?.state.state;
+      return state === 'configured' || state === 'removing' ? 0 : 1;
+    };
+    // Half-made and half-removed containers first: they are the ones that must not linger.
+    const ids = [...this.unchecked].sort((a, b) => rank(a) - rank(b));
+    const outcomes = await mapLimit(ids, RECOVERY_CONCURRENCY, async (id) => {
+      try {
+        const outcome = await within(
+          timeoutMs,
+          this.locks.run(`container:${id}`, () => this.recoverOne(id, timeoutMs)),
+          () => new DeadlineExceededError(`recovery of container ${id} took more than ${timeoutMs} ms`),
+        );
+        this.unchecked.delete(id);
+        if (outcome !== 'unchanged') this.deps.log.info({ containerId: id, outcome }, 'container recovered');
+        return outcome;
+      } catch (err) {
+        this.deps.log.error(
+          { containerId: id, err },
+          'could not recover the container; it is reported as recorded and tried again shortly',
+        );
+        return 'failed' as const;
+      }
+    });
+    this.scheduleRecoveryRetry(timeoutMs);
+    const counts = new Map<RecoveryOutcome, number>();
+    for (const o of outcomes) counts.set(o, (counts.get(o) ?? 0) + 1);
+    return counts;
+  }
+
+  /** Tries unchecked containers again, and looks at unmonitored ones, until none is left. */
+  private scheduleRecoveryRetry(timeoutMs: number): void {
+    clearTimeout(this.retryTimer);
+    if (this.unchecked.size === 0 && this.unmonitored.size === 0) return;
+    this.retryTimer = setTimeout(() => {
+      void (async () => {
+        for (const id of [...this.unmonitored.keys()]) await this.refresh(id).catch(() => undefined);
+        if (this.unchecked.size > 0) await this.recover(timeoutMs);
+        else this.scheduleRecoveryRetry(timeoutMs);
+      })();
+    }, RECOVERY_RETRY_MS);
+    this.retryTimer.unref();
+  }
+
+  private async recoverOne(id: string, timeoutMs: number): Promise<RecoveryOutcome> {
+    const c = this.deps.store.getContainer(id);
+    if (!c) return 'unchanged';
+    switch (c.state.state) {
+      case 'configured': {
+        // A create that never answered: undo whatever of it happened (its intent says how far).
+        const step = this.journal.forTarget(id, 'create-container')[0]?.step ?? 'unknown';
+        this.deps.log.warn({ containerId: id, step }, 'rolling back a container create cut short by a crash');
+        await this.destroy(id, this.nameKeyOf(id));
+        return 'rolled-back';
+      }
+      case 'removing':
+        await this.destroy(id, this.nameKeyOf(id));
+        return 'removed';
+      case 'stopped':
+        await this.cleanup(id);
+        return 'cleaned';
+      case 'exited':
+        return (await this.leftoversOf(id)) ? (await this.cleanupExited(id), 'cleaned') : 'unchanged';
+      case 'created':
+      case 'running':
+      case 'paused':
+      case 'unknown':
+        return this.recoverActive(c, timeoutMs);
+    }
+  }
+
+  /** Whether an exited container still has runtime state or mounts (a crash during a restart). */
+  private async leftoversOf(id: string): Promise<boolean> {
+    const runtimeState = await access(join(this.settings.runtimeRoot, id)).then(
+      () => true,
+      () => false,
+    );
+    return runtimeState || (await isMounted(this.rootfsDir(id)));
+  }
+
+  private async cleanupExited(id: string): Promise<void> {
+    const c = this.deps.store.getContainer(id);
+    if (!c) return;
+    await this.runtimeFor(this.handlerOf(c)).runc.delete(id, true);
+    await this.unmountAll(id);
+  }
+
+  private async recoverActive(c: StoredContainer, timeoutMs: number): Promise<RecoveryOutcome> {
+    const id = c.config.id;
+    if (await this.syncLocked(id)) return 'exited-while-down';
+    const { runc } = this.runtimeFor(this.handlerOf(c));
+    const st = await runc.state(id, { timeoutMs });
+    if (!st) {
+      // The node restarted (the run dir is empty) or the runtime state was removed: as libpod
+      // does, the container is over; kubelet starts a new one.
+      await this.recordLostExit(
+        c,
+        'the runtime has no state for it: the node restarted, or its runtime state was removed',
+      );
+      return 'exit-lost';
+    }
+    const conmonUp = c.state.conmonPid !== undefined && (await this.isConmonOf(c.state.conmonPid, id));
+    if (st.status === 'stopped') {
+      if (conmonUp) {
+        // conmon is about to write the exit file.
+        const deadline = performance.now() + EXIT_FILE_GRACE_MS;
+        while (performance.now() < deadline) {
+          if (await this.syncLocked(id)) return 'exited-while-down';
+          await sleep(EXIT_POLL_MS);
+        }
+      }
+      await this.recordLostExit(
+        c,
+        'its process ended while its conmon was gone, so the exit code is unknown',
+      );
+      return 'exit-lost';
+    }
+    const patch: { startedAt?: string; pid?: number } = {};
+    if (st.status === 'running' || st.status === 'paused') {
+      if (c.state.state !== st.status) {
+        this.deps.log.warn(
+          { containerId: id, recorded: c.state.state, runtime: st.status },
+          'the runtime disagrees with the record; taking the runtime state',
+        );
+      }
+      // A crash between `runc start` and its record: the process's own start time is the truth.
+      if (c.state.startedAt === undefined) {
+        const started = await processStartedAtNs(st.pid);
+        if (started !== undefined) patch.startedAt = started.toString();
+      }
+    }
+    if (st.pid !== c.state.pid && st.pid > 0) patch.pid = st.pid;
+    const state = st.status === 'running' || st.status === 'paused' ? st.status : c.state.state;
+    if (state !== c.state.state || Object.keys(patch).length > 0)
+      await this.transition(id, { ...patch, state });
+    if (!conmonUp) {
+      this.unmonitored.set(id, st.pid);
+      this.deps.log.warn(
+        { containerId: id, conmonPid: c.state.conmonPid ?? null },
+        'the container runs but its conmon is gone: its logs stop and its exit code will be unknown',
+      );
+      return 'unmonitored';
+    }
+    return 'running';
+  }
+
+  /** Whether `pid` is the conmon of container `id` (not a process that reused the pid). */
+  private async isConmonOf(pid: number, id: string): Promise<boolean> {
+    const argv = await processArgv(pid);
+    return argv !== undefined && argv.some((a) => a.endsWith('conmon')) && argv.includes(id);
+  }
+
+  /** An unmonitored container's process is gone: recorded EXITED with the unknown exit code. */
+  private async noticeUnmonitoredExit(id: string): Promise<void> {
+    const c = this.deps.store.getContainer(id);
+    this.unmonitored.delete(id);
+    if (!c || !isActive(c.state.state)) return;
+    await this.recordLostExit(c, 'its process ended while its conmon was gone, so the exit code is unknown');
+  }
+
+  /**
+   * Records an exit whose code is lost (255, reason Unknown) and cleans up. For a container that
+   * started before the node booted, the boot is the best bound on when it ended.
+   */
+  private async recordLostExit(c: StoredContainer, why: string): Promise<void> {
+    const id = c.config.id;
+    let finished = BigInt(nowNs());
+    const boot = await bootTimeNs().catch(() => undefined);
+    const started = BigInt(c.state.startedAt ?? '0');
+    if (boot !== undefined && started > 0n && started < boot) finished = boot;
+    if (finished < started) finished = started;
+    await this.transition(id, {
+      state: 'stopped',
+      exitCode: UNKNOWN_EXIT_CODE,
+      reason: 'Unknown',
+      message: why,
+      finishedAt: finished.toString(),
+      pid: undefined,
+    });
+    this.unmonitored.delete(id);
+    this.deps.log.warn({ containerId: id, why }, 'container exit code lost');
+    await this.cleanup(id);
+  }
+
+  private nameKeyOf(id: string): string | undefined {
+    return this.deps.store.listNames().find((n) => n.kind === 'container' && n.id === id)?.name;
+  }
+
   // --- exits ---------------------------------------------------------------------------------
 
   private async syncLogged(id: string): Promise<void> {
@@ -745,11 +1011,16 @@ export class ContainerManager {
 
   /** Brings the record up to date from conmon's exit and oom files; cleans up after an exit. */
   async sync(id: string): Promise<void> {
-    await this.locks.run(`container:${id}`, async () => {
+    await this.locks.run(`container:${id}`, () => this.syncLocked(id));
+  }
+
+  /** sync() under the container's lock; true when an exit was recorded. */
+  private async syncLocked(id: string): Promise<boolean> {
+    {
       const c = this.deps.store.getContainer(id);
-      if (!c || !isActive(c.state.state)) return;
+      if (!c || !isActive(c.state.state)) return false;
       const exit = await readExitFile(this.settings.exitsDir, id);
-      if (!exit) return;
+      if (!exit) return false;
       const oom = await hasOomFile(this.persistDir(id));
       if (oom) this.deps.observer?.oomKilled();
       const reason = oom ? 'OOMKilled' : exit.exitCode === 0 ? 'Completed' : 'Error';
@@ -763,9 +1034,11 @@ export class ContainerManager {
         reason,
         pid: undefined,
       });
+      this.unmonitored.delete(id);
       this.deps.log.info({ containerId: id, exitCode: exit.exitCode, reason }, 'container exited');
       await this.cleanup(id);
-    });
+      return true;
+    }
   }
 
   /** stopped/created/configured → exited: runc delete, unmount the rootfs. Idempotent. */
@@ -813,14 +1086,21 @@ export class ContainerManager {
       await runc.kill(cid, current.config.stopSignal, false).catch((err: unknown) => {
         this.deps.log.warn({ containerId: cid, err }, 'stop signal not delivered; killing');
       });
+      failpoint(`stop-${current.config.kind}:after-signal`);
       if (await this.waitExit(cid, timeoutSec * 1000)) {
         this.deps.observer?.stopEscalation('signal');
         return;
       }
     }
-    await runc.kill(cid, 'KILL', true).catch((err: unknown) => {
-      this.deps.log.warn({ containerId: cid, err }, 'SIGKILL not delivered');
-    });
+    const killed = await runc.kill(cid, 'KILL', true).then(
+      () => true,
+      (err: unknown) => {
+        this.deps.log.warn({ containerId: cid, err }, 'SIGKILL not delivered');
+        return false;
+      },
+    );
+    failpoint(`stop-${current.config.kind}:after-kill`);
+    if (!killed && (await this.vanished(cid))) return;
     let exited = await this.waitExit(cid, FROZEN_CHECK_AFTER_MS);
     if (!exited) {
       if ((await runc.state(cid).catch(() => undefined))?.status === 'paused') await thaw();
@@ -834,6 +1114,29 @@ export class ContainerManager {
     throw new DeadlineExceededError(
       `container "${cid}" did not exit ${STOP_KILL_WAIT_MS / 1000} s after SIGKILL; check 'runc --root ${this.settings.runtimeRoot} state ${cid}'`,
     );
+  }
+
+  /**
+   * After a failed kill: whether the container is gone behind crisp's back (no runtime state, or
+   * stopped with its conmon gone, so no exit file will come); if so it is recorded EXITED with
+   * the unknown exit code, and a stop of it succeeds.
+   */
+  private async vanished(id: string): Promise<boolean> {
+    if (await this.waitExit(id, 0)) return true;
+    return this.locks.run(`container:${id}`, async () => {
+      const c = this.deps.store.getContainer(id);
+      if (!c || !isActive(c.state.state)) return true;
+      const st = await this.runtimeFor(this.handlerOf(c))
+        .runc.state(id)
+        .catch(() => undefined);
+      const conmonUp = c.state.conmonPid !== undefined && (await this.isConmonOf(c.state.conmonPid, id));
+      if (st && (st.status !== 'stopped' || conmonUp)) return false;
+      await this.recordLostExit(
+        c,
+        st ? 'its conmon was gone, so the exit code is unknown' : 'its runtime state was gone',
+      );
+      return true;
+    });
   }
 
   /** Waits for the exit file (then syncs); true if the container exited in time. */
@@ -862,14 +1165,26 @@ export class ContainerManager {
     if (!c) return;
     const cid = c.config.id;
     if (isActive(c.state.state)) await this.stop(cid, 0);
-    const nameKey = this.deps.store.listNames().find((n) => n.kind === 'container' && n.id === cid)?.name;
-    await this.locks.run(`container:${cid}`, () => this.destroy(cid, nameKey));
+    await this.locks.run(`container:${cid}`, () => this.destroy(cid, this.nameKeyOf(cid)));
   }
 
-  /** Removes the runtime state, mounts, dirs and records of a container. */
+  /**
+   * Removes the runtime state, mounts, dirs and records of a container. The 'removing' state and
+   * the intent are durable first, so a crash part-way is finished by recovery.
+   */
   private async destroy(id: string, nameKey: string | undefined): Promise<void> {
     const c = this.deps.store.getContainer(id);
-    if (c && c.state.state !== 'removing') await this.transition(id, { state: 'removing' });
+    if (c && c.state.state !== 'removing') {
+      const batch = new StoreBatch();
+      if (this.journal.forTarget(id, 'remove-container').length === 0) {
+        this.journal.beginIn(batch, 'remove-container', id, 'removing', {
+          bundle: this.bundleDir(id),
+          containerDir: this.containerDir(id),
+        });
+      }
+      await this.transition(id, { state: 'removing' }, batch);
+      failpoint(`remove-${c.config.kind}:after-removing`);
+    }
     if (c) {
       const { runc } = this.runtimeFor(this.handlerOf(c));
       await runc.delete(id, true);
@@ -882,7 +1197,10 @@ export class ContainerManager {
     const batch = new StoreBatch();
     if (c) batch.delContainer(id);
     if (nameKey !== undefined) batch.delName(nameKey);
+    for (const intent of this.journal.forTarget(id)) batch.delIntent(intent.id);
     await this.deps.store.commit(batch);
+    this.unchecked.delete(id);
+    this.unmonitored.delete(id);
     // events: DELETED right after the records go.
     if (c) this.events.deleted(c);
   }
