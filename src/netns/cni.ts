@@ -44,6 +44,7 @@ import {
   parseNetworkConfig,
   versionAtLeast,
 } from './cni-conf.js';
+import { failpoint } from '../util/failpoint.js';
 import { type CniIp, parseResultIps } from './cni-result.js';
 
 export type { CniIp } from './cni-result.js';
@@ -227,6 +228,8 @@ export class CniManager {
         }
       }
       const result = prevResult ?? {};
+      // A crash here leaves the plugins' state (an IP, a veth) with no cache entry to say so.
+      failpoint('cni-add:before-cache');
       const entry: CniCacheEntry = {
         kind: CACHE_KIND,
         containerId: pod.sandboxId,

@@ -13,6 +13,7 @@ import { isAbsolute, join, normalize, relative } from 'node:path';
 import {
   AlreadyExistsError,
   CanceledError,
+  DeadlineExceededError,
   FailedPreconditionError,
   InternalError,
   InvalidArgumentError,
@@ -45,12 +46,17 @@ import type { Logger } from '../log/logger.js';
 import type { NetnsManager } from '../netns/netns.js';
 import { dialInNetns, type NetnsConnection } from '../netns/dial.js';
 import { StoreBatch } from '../store/batch.js';
+import { IntentJournal, type Intent } from '../store/intents.js';
+import { failpoint } from '../util/failpoint.js';
+import { within } from '../util/deadline.js';
+import { mapLimit } from '../util/map-limit.js';
 import type { JsonValue, RecordInput, SandboxState } from '../store/records.js';
 import type { StateStore, StoredSandbox } from '../store/state-store.js';
 import { CallerGoneError, JoinableWork } from '../util/joinable-work.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import type { PodFiles } from './pod-files.js';
 import { byIdOrPrefix } from '../store/id-prefix.js';
+import { isActive } from '../container/state.js';
 
 export type { StoredSandbox } from '../store/state-store.js';
 export type { JsonValue } from '../store/records.js';
@@ -246,6 +252,9 @@ export class SandboxManager {
   private readonly locks = new KeyedMutex();
   private readonly podRuns: JoinableWork<string>;
   private readonly containerCreates: JoinableWork<string>;
+  private readonly journal: IntentJournal;
+  /** Pods recorded before this start that recovery has not checked yet. */
+  private readonly unchecked = new Set<string>();
 
   constructor(
     private readonly deps: {
@@ -261,6 +270,8 @@ export class SandboxManager {
     },
     private readonly settings: SandboxSettings,
   ) {
+    this.journal = new IntentJournal(deps.store);
+    for (const s of deps.store.listSandboxes()) this.unchecked.add(s.config.id);
     const grace = settings.uncollectedGraceMs ?? UNCOLLECTED_GRACE_MS;
     this.podRuns = new JoinableWork(grace, async (key, id) => {
       this.deps.log.warn({ sandboxId: id, name: key }, 'removing a pod sandbox nobody collected');
@@ -403,32 +414,39 @@ export class SandboxManager {
       createdAt: nowNs(),
     };
     await this.locks.run(`pod:${id}`, async () => {
+      let intent: Intent | undefined;
       try {
         // The netns path is known before the namespace exists, so the record can name it first.
         const netnsPath = input.hostNetwork ? '' : this.deps.netns.pathFor(id);
         const ports = input.portMappings ?? [];
         // One lock for every pod's host ports: the check and the record that claims them.
-        await this.locks.run('host-ports', async () => {
+        intent = await this.locks.run('host-ports', async () => {
           if (ports.length > 0) this.checkHostPorts(ports);
-          await store.commit(
-            new StoreBatch()
-              .putSandboxConfig({
-                ...config,
-                netnsPath,
-                ...(ports.length > 0 ? { portMappings: ports } : {}),
-              })
-              .putSandboxState(id, { state: 'creating', updatedAt: nowNs() })
-              .putName(nameKey, { kind: 'sandbox', id }),
-          );
+          const first = new StoreBatch()
+            .putSandboxConfig({
+              ...config,
+              netnsPath,
+              ...(ports.length > 0 ? { portMappings: ports } : {}),
+            })
+            .putSandboxState(id, { state: 'creating', updatedAt: nowNs() })
+            .putName(nameKey, { kind: 'sandbox', id });
+          const begun = this.journal.beginIn(first, 'run-pod', id, 'recorded', { netnsPath });
+          await store.commit(first);
+          return begun;
         });
-        undo.push(() => store.commit(new StoreBatch().delSandbox(id).delName(nameKey)));
+        const journal = intent;
+        undo.push(() => store.commit(journal.doneIn(new StoreBatch().delSandbox(id).delName(nameKey))));
+        failpoint('run-pod:after-record');
 
         // A user-namespaced pod's infra container makes its network namespace, pinned below.
         if (!input.hostNetwork && !input.userns) {
+          await intent.advance('netns');
           await timed(this.deps.observer, 'netns', () => this.deps.netns.create(id));
           undo.push(() => this.deps.netns.remove(netnsPath));
-          await this.attachNetwork({ ...config, netnsPath }, input, undo);
+          failpoint('run-pod:after-netns');
+          await this.attachNetwork({ ...config, netnsPath }, input, undo, intent);
         }
+        await intent.advance('pod-files');
         const files = await timed(this.deps.observer, 'pod_files', () =>
           this.deps.podFiles.create(id, {
             hostname: input.hostname,
@@ -439,18 +457,25 @@ export class SandboxManager {
         );
         undo.push(() => this.deps.podFiles.remove(id));
 
+        await intent.advance('infra');
         const infra = await this.deps.containers.create(
           this.infraRequest(id, nameKey, input, netnsPath, files),
         );
         undo.push(() => this.deps.containers.remove(infra.config.id));
+        failpoint('run-pod:after-infra-create');
         if (!input.hostNetwork && input.userns) {
           const pid = infra.state.pid ?? 0;
+          await intent.advance('netns');
           await timed(this.deps.observer, 'netns', () => this.deps.netns.pinFrom(id, pid));
           undo.push(() => this.deps.netns.remove(netnsPath));
-          await this.attachNetwork({ ...config, netnsPath }, input, undo);
+          await this.attachNetwork({ ...config, netnsPath }, input, undo, intent);
         }
+        await intent.advance('infra-start');
         await this.deps.containers.start(infra.config.id);
-        await store.commit(new StoreBatch().putSandboxState(id, { state: 'ready', updatedAt: nowNs() }));
+        failpoint('run-pod:before-ready');
+        await store.commit(
+          intent.doneIn(new StoreBatch().putSandboxState(id, { state: 'ready', updatedAt: nowNs() })),
+        );
         // No await since the commit: the event's snapshot is the pod as just recorded, READY.
         this.deps.containers.events.publish({
           type: 'STARTED',
@@ -508,10 +533,14 @@ export class SandboxManager {
     config: RecordInput<'sandboxConfig'>,
     input: RunPodInput,
     undo: (() => Promise<unknown>)[],
+    intent: Intent,
   ): Promise<void> {
     const network = this.deps.network;
     if (!network) return;
     const ref = networkRef(config);
+    // Before the ADD: a crash during it leaves plugin state (an IP, a veth) that only a DEL,
+    // made with the same network, undoes; there is no cache entry yet to say so.
+    await intent.advance('cni-add', { netnsPath: config.netnsPath });
     const attached = await timed(this.deps.observer, 'cni', () =>
       network.add({
         ...ref,
@@ -522,6 +551,7 @@ export class SandboxManager {
       }),
     );
     undo.push(() => network.del(ref));
+    failpoint('run-pod:after-cni-add');
     const { v: _v, ...recorded } = this.get(config.id).config;
     await this.deps.store.commit(
       new StoreBatch().putSandboxConfig({ ...recorded, ips: attached.ips.map((i) => i.ip) }),
@@ -809,43 +839,152 @@ export class SandboxManager {
     this.deps.log.info({ sandboxId: sid }, 'pod sandbox resources updated');
   }
 
+  // --- recovery ------------------------------------------------------------------------------
+
+  /** Whether recovery has yet to check this pod (its record is from before this start). */
+  isUnchecked(id: string): boolean {
+    return this.unchecked.has(id);
+  }
+
+  /**
+   * After the containers' recovery: every pod recorded before this start is checked, a few at a
+   * time, each within `timeoutMs`. A RunPodSandbox cut short is rolled back step by step from its
+   * intent (CNI DEL even without a cache entry once the ADD may have begun); a stop or removal
+   * cut short is finished; a ready pod whose network namespace is gone (a node restart) becomes
+   * NOTREADY, as one whose infra container ended already reports.
+   */
+  async recover(timeoutMs: number): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    await mapLimit([...this.unchecked], 4, async (sid) => {
+      let outcome: string;
+      try {
+        outcome = await within(
+          timeoutMs,
+          this.recoverOne(sid),
+          () => new DeadlineExceededError(`recovery of pod sandbox ${sid} took more than ${timeoutMs} ms`),
+        );
+        this.unchecked.delete(sid);
+        if (outcome !== 'unchanged') this.deps.log.info({ sandboxId: sid, outcome }, 'pod sandbox recovered');
+      } catch (err) {
+        outcome = 'failed';
+        this.deps.log.error(
+          { sandboxId: sid, err },
+          'could not recover the pod sandbox; it is reported as recorded',
+        );
+      }
+      counts.set(outcome, (counts.get(outcome) ?? 0) + 1);
+    });
+    return counts;
+  }
+
+  private async recoverOne(sid: string): Promise<string> {
+    const sandbox = this.deps.store.getSandbox(sid);
+    if (!sandbox) return 'unchanged';
+    const intents = this.journal.forTarget(sid);
+    const run = intents.find((i) => i.op === 'run-pod');
+    if (intents.some((i) => i.op === 'remove-pod')) {
+      await this.remove(sid);
+      return 'removed';
+    }
+    if (run || sandbox.state.state === 'creating') {
+      const step = run?.step ?? 'unknown';
+      this.deps.log.warn({ sandboxId: sid, step }, 'rolling back a RunPodSandbox cut short by a crash');
+      const network = this.deps.network;
+      const addBegun = ['cni-add', 'pod-files', 'infra', 'infra-start', 'netns', 'unknown'].includes(step);
+      if (network && !sandbox.config.hostNetwork && sandbox.config.netnsPath !== '' && addBegun) {
+        // The ADD may have run without its cache entry being written: DEL with the network config.
+        await network.del(networkRef(sandbox.config));
+      }
+      await this.remove(sid);
+      return 'rolled-back';
+    }
+    if (intents.some((i) => i.op === 'stop-pod')) {
+      await this.stop(sid);
+      return 'stopped';
+    }
+    if (sandbox.state.state === 'ready' && !sandbox.config.hostNetwork && sandbox.config.netnsPath !== '') {
+      if (!(await this.deps.netns.exists(sandbox.config.netnsPath))) {
+        await this.locks.run(`pod:${sid}`, () =>
+          this.setState(
+            sid,
+            'notready',
+            'its network namespace is gone (the node restarted?): kubelet creates the pod again',
+          ),
+        );
+        return 'netns-gone';
+      }
+    }
+    return 'unchanged';
+  }
+
   // --- stop and remove -------------------------------------------------------------------------
 
-  /** Stops every container of the pod, then the infra container. Idempotent. */
+  /**
+   * Stops every container of the pod, then the infra container, then detaches its network.
+   * Idempotent, and works when the infra container or the network namespace vanished on their
+   * own. The stop is journalled, so a crash part-way is finished by recovery.
+   */
   async stop(id: string): Promise<void> {
     const sandbox = this.find(id);
     if (!sandbox) return;
     const sid = sandbox.config.id;
-    await this.locks.run(`pod:${sid}`, async () => {
-      const apps = this.deps.containers
-        .list()
-        .filter((c) => c.config.sandboxId === sid && c.config.kind === 'app');
-      const obs = this.deps.observer;
-      await timed(obs, 'stop_containers', () =>
-        Promise.all(apps.map((c) => this.deps.containers.stop(c.config.id, 0))),
-      );
-      const infra = this.infraOf(sid);
-      if (infra) await timed(obs, 'stop_infra', () => this.deps.containers.stop(infra.config.id, 0));
-      await this.setState(sid, 'notready');
-      // NOTREADY either way; a failed DEL fails the call, and kubelet's retry (or the removal)
-      // runs it again. The attachment record exists from a successful ADD until a successful
-      // DEL (a failed ADD undoes itself), so without one there is nothing left to tear down.
-      const network = this.deps.network;
-      if (
-        network &&
-        !sandbox.config.hostNetwork &&
-        sandbox.config.netnsPath !== '' &&
-        (await network.cached(sid)) !== undefined
-      ) {
-        await timed(obs, 'cni_del', () => network.del(networkRef(sandbox.config)));
-      }
-    });
+    await this.locks.run(`pod:${sid}`, () => this.stopLocked(sid));
   }
 
-  private async setState(id: string, state: SandboxState): Promise<void> {
+  private async stopLocked(sid: string): Promise<void> {
+    const sandbox = this.deps.store.getSandbox(sid);
+    if (!sandbox) return;
+    const mine = this.deps.containers.list().filter((c) => c.config.sandboxId === sid);
+    const network = this.deps.network;
+    const attached =
+      network !== undefined &&
+      !sandbox.config.hostNetwork &&
+      sandbox.config.netnsPath !== '' &&
+      (await network.cached(sid)) !== undefined;
+    const leftover = this.journal.forTarget(sid, 'stop-pod');
+    const busy = mine.some((c) => isActive(c.state.state) || c.state.state === 'stopped');
+    if (!busy && !attached && sandbox.state.state !== 'ready' && leftover.length === 0) {
+      // Already stopped: nothing to do, nothing to write.
+      if (sandbox.state.state === 'creating') await this.setState(sid, 'notready');
+      return;
+    }
+    const intent = leftover[0]
+      ? this.journal.adopt(leftover[0])
+      : await this.journal.begin('stop-pod', sid, 'containers');
+    const apps = mine.filter((c) => c.config.kind === 'app');
+    const obs = this.deps.observer;
+    await timed(obs, 'stop_containers', () =>
+      Promise.all(apps.map((c) => this.deps.containers.stop(c.config.id, 0))),
+    );
+    const infra = this.infraOf(sid);
+    if (infra) await timed(obs, 'stop_infra', () => this.deps.containers.stop(infra.config.id, 0));
+    failpoint('stop-pod:after-containers');
+    // NOTREADY either way; a failed DEL fails the call, and kubelet's retry (or the removal)
+    // runs it again. The attachment record exists from a successful ADD until a successful
+    // DEL (a failed ADD undoes itself), so without one there is nothing left to tear down.
+    await this.deps.store.commit(
+      intent.advanceIn(
+        new StoreBatch().putSandboxState(sid, { state: 'notready', updatedAt: nowNs() }),
+        'cni-del',
+      ),
+    );
+    if (attached) {
+      await timed(obs, 'cni_del', () => network.del(networkRef(sandbox.config)));
+      failpoint('stop-pod:after-cni-del');
+    }
+    await intent.done();
+  }
+
+  private async setState(id: string, state: SandboxState, message?: string): Promise<void> {
     const current = this.deps.store.getSandbox(id);
     if (!current || current.state.state === state) return;
-    await this.deps.store.commit(new StoreBatch().putSandboxState(id, { state, updatedAt: nowNs() }));
+    await this.deps.store.commit(
+      new StoreBatch().putSandboxState(id, {
+        state,
+        ...(message === undefined ? {} : { message }),
+        updatedAt: nowNs(),
+      }),
+    );
   }
 
   /** Removes the pod and everything in it; idempotent for unknown ids. */
@@ -855,16 +994,24 @@ export class SandboxManager {
     const sid = sandbox.config.id;
     await this.stop(sid);
     await this.locks.run(`pod:${sid}`, async () => {
+      if (!this.deps.store.getSandbox(sid)) return;
+      if (this.journal.forTarget(sid, 'remove-pod').length === 0) {
+        await this.journal.begin('remove-pod', sid, 'containers', { netnsPath: sandbox.config.netnsPath });
+      }
       const mine = this.deps.containers.list().filter((c) => c.config.sandboxId === sid);
       // Application containers first, the infra container last.
       mine.sort((a, b) => (a.config.kind === 'infra' ? 1 : 0) - (b.config.kind === 'infra' ? 1 : 0));
       for (const c of mine) await this.deps.containers.remove(c.config.id);
+      failpoint('remove-pod:after-containers');
       if (sandbox.config.netnsPath !== '') await this.deps.netns.remove(sandbox.config.netnsPath);
+      failpoint('remove-pod:after-netns');
       await this.deps.podFiles.remove(sid);
       const nameKey = this.deps.store.listNames().find((n) => n.kind === 'sandbox' && n.id === sid)?.name;
       const batch = new StoreBatch().delSandbox(sid);
       if (nameKey !== undefined) batch.delName(nameKey);
+      for (const intent of this.journal.forTarget(sid)) batch.delIntent(intent.id);
       await this.deps.store.commit(batch);
+      this.unchecked.delete(sid);
     });
     this.deps.log.info({ sandboxId: sid }, 'pod sandbox removed');
   }
