@@ -13,6 +13,7 @@ import { parseImageConfig, parseManifest, selectPlatform, type Descriptor } from
 import type { RegistryClient } from './registry-client.js';
 import type { Credentials, ImageReference, ImageRunConfig, PullSource } from './types.js';
 import { mapLimit } from '../util/map-limit.js';
+import { failpoint } from '../util/failpoint.js';
 
 /** Layers of one image fetched at the same time. */
 const LAYER_CONCURRENCY = 3;
@@ -155,6 +156,7 @@ export async function pullReference(
       signal,
     );
     done += 1;
+    failpoint('pull-image:after-layer');
     progress(false);
     return { digest: desc.digest, diffId, mediaType: desc.mediaType, size: desc.size };
   });

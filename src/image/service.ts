@@ -14,6 +14,8 @@ import {
 } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { StoreBatch } from '../store/batch.js';
+import { IntentJournal, type Intent } from '../store/intents.js';
+import { failpoint } from '../util/failpoint.js';
 import type { ImageRecord, RecordInput } from '../store/records.js';
 import type { StateStore } from '../store/state-store.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
@@ -84,12 +86,14 @@ export class ImageService {
   private activePulls = 0;
   private collectPending = false;
   private fsInfoCache: { at: number; value: FsUsage } | undefined;
+  private readonly journal: IntentJournal;
 
   constructor(
     private readonly deps: ImageServiceDeps,
     private readonly config: ImageServiceConfig,
   ) {
     this.layerCache = new LayerCache(deps.content, deps.layers);
+    this.journal = new IntentJournal(deps.store);
   }
 
   /** The layer store's directory (overlay lowerdirs are below it). */
@@ -105,6 +109,18 @@ export class ImageService {
   async init(): Promise<void> {
     await this.deps.content.init();
     await this.deps.layers.init();
+    // Pulls a crash cut short: their partial downloads and unpacks went with the stores' init
+    // above, and what they completed belongs to no image, so the collection below deletes it.
+    const cut = this.journal.list('pull-image');
+    if (cut.length > 0) {
+      this.deps.log.warn(
+        { images: cut.map((i) => i.target) },
+        'image pulls were cut short by a crash; their partial layers and blobs are removed',
+      );
+      const batch = new StoreBatch();
+      for (const i of cut) batch.delIntent(i.id);
+      await this.deps.store.commit(batch);
+    }
     await this.collect();
   }
 
@@ -172,6 +188,8 @@ export class ImageService {
     const started = performance.now();
     const signal = AbortSignal.any([callerSignal, AbortSignal.timeout(this.config.pullTimeoutMs)]);
     this.activePulls += 1;
+    // Durable before the first byte lands: a crash mid-pull is then known at the next start.
+    const intent = await this.journal.begin('pull-image', ref.full, 'pulling');
     try {
       const policy = await this.deps.registries();
       const candidates = policy.candidates(ref);
@@ -193,12 +211,16 @@ export class ImageService {
             },
             signal,
           );
-          await this.commit({
-            pulled,
-            tags: candidate.tag === undefined ? [] : [candidate.full],
-            repoDigests: [withDigest(candidate, pulled.topDigest).full],
-            pinned: false,
-          });
+          failpoint('pull-image:before-commit');
+          await this.commit(
+            {
+              pulled,
+              tags: candidate.tag === undefined ? [] : [candidate.full],
+              repoDigests: [withDigest(candidate, pulled.topDigest).full],
+              pinned: false,
+            },
+            intent,
+          );
           const seconds = (performance.now() - started) / 1000;
           this.deps.observer?.pullFinished('success', seconds);
           this.deps.log.info(
@@ -221,6 +243,7 @@ export class ImageService {
       throw this.pullError(ref, lastError, signal, callerSignal);
     } catch (err) {
       this.deps.observer?.pullFinished('failure', (performance.now() - started) / 1000);
+      await intent.done();
       throw err;
     } finally {
       this.activePulls -= 1;
@@ -319,11 +342,12 @@ export class ImageService {
   // --- records -------------------------------------------------------------------------------
 
   /** Records an image whose blobs and layers are on disk; moves its tags off other images. */
-  async commit(local: LocalImage): Promise<ImageRecord> {
+  async commit(local: LocalImage, intent?: Intent): Promise<ImageRecord> {
     return this.mutex.run(IMAGES_LOCK, async () => {
       const { store } = this.deps;
       const { pulled } = local;
-      const batch = new StoreBatch();
+      // The pull's intent ends in the batch that records its image.
+      const batch = intent ? intent.doneIn(new StoreBatch()) : new StoreBatch();
       for (const other of store.listImages()) {
         if (other.id === pulled.id) continue;
         const kept = other.repoTags.filter((t) => !local.tags.includes(t));
