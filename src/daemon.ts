@@ -20,7 +20,7 @@ import { startAdminServer } from './admin/admin-server.js';
 import { buildImageService, type ImageEngineSettings } from './image/build.js';
 import { BUILTIN_PAUSE_IMAGE } from './image/pause.js';
 import { ContainerEventBus } from './container/events.js';
-import { ContainerManager, type ContainerObserver } from './container/manager.js';
+import { ContainerManager, RECOVERY_TIMEOUT_MS, type ContainerObserver } from './container/manager.js';
 import { hostCapabilities } from './container/spec.js';
 import { hostCgroups } from './container/cgroup-host.js';
 import { idmappedMountsWork } from './container/rootfs.js';
@@ -39,6 +39,8 @@ import { CRISP_VERSION } from './version.js';
 export const SHUTDOWN_GRACE_MS = 10_000;
 /** How often leaked pod networking is looked for (it is also looked for at start). */
 const NETWORK_RECONCILE_INTERVAL_MS = 60_000;
+/** How long recovery gives one pod (a rollback removes its containers, network and files). */
+const POD_RECOVERY_TIMEOUT_MS = 60_000;
 
 export interface Daemon {
   metricsAddress: string | undefined;
@@ -90,6 +92,38 @@ async function unwind(log: Logger, steps: (() => Promise<unknown>)[]): Promise<v
       log.error({ err }, 'shutdown step failed');
     }
   }
+}
+
+/**
+ * Start-up recovery: containers first (pods' readiness rests on their infra containers), then
+ * pods, then the sweep for networking that belongs to no pod, which then runs periodically.
+ */
+async function recover(parts: {
+  containers: ContainerManager;
+  sandboxes: SandboxManager;
+  reconciler: NetworkReconciler;
+  metrics: ReturnType<typeof createMetrics>;
+  log: Logger;
+}): Promise<void> {
+  const { containers, sandboxes, reconciler, metrics, log } = parts;
+  const t0 = performance.now();
+  const containerOutcomes = await containers.recover(RECOVERY_TIMEOUT_MS);
+  const podOutcomes = await sandboxes.recover(POD_RECOVERY_TIMEOUT_MS);
+  for (const [outcome, n] of containerOutcomes)
+    metrics.recoveredObjects.inc({ kind: 'container', outcome }, n);
+  for (const [outcome, n] of podOutcomes) metrics.recoveredObjects.inc({ kind: 'pod', outcome }, n);
+  const seconds = (performance.now() - t0) / 1000;
+  metrics.recoveryDuration.set(seconds);
+  log.info(
+    {
+      durationMs: Math.round(seconds * 1000),
+      containers: Object.fromEntries(containerOutcomes),
+      pods: Object.fromEntries(podOutcomes),
+    },
+    'recovery finished',
+  );
+  await reconciler.runOnce();
+  reconciler.start(NETWORK_RECONCILE_INTERVAL_MS);
 }
 
 export async function startDaemon(config: CrispConfig, log: Logger): Promise<Daemon> {
@@ -260,8 +294,6 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
         metrics.netnsLeaked.inc({ kind });
       },
     });
-    await reconciler.runOnce();
-    reconciler.start(NETWORK_RECONCILE_INTERVAL_MS);
     undo.push(() => {
       reconciler.stop();
       return Promise.resolve();
@@ -373,9 +405,20 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
     undo.push(() => rm(paths.pidFile, { force: true }));
 
     log.info(
-      { listen: config.listen, metricsAddress: metricsServer?.address ?? null, version: CRISP_VERSION },
+      {
+        listen: config.listen,
+        metricsAddress: metricsServer?.address ?? null,
+        version: CRISP_VERSION,
+        toRecover: { containers: containers.uncheckedCount },
+      },
       'crisp is ready',
     );
+    // Recovery runs while crisp serves: reads answer from the store at once, and an object still
+    // to be checked is worked on only after its check (its lock). Shutdown waits for it.
+    const recovering = recover({ containers, sandboxes, reconciler, metrics, log }).catch((err: unknown) => {
+      log.error({ err }, 'recovery failed');
+    });
+    undo.push(() => recovering);
     let stopping: Promise<void> | undefined;
     return {
       metricsAddress: metricsServer?.address,

@@ -19,6 +19,8 @@ export interface CrispMetrics {
   netnsLeaked: Counter<'kind'>;
   streamingSessions: Gauge<'kind'>;
   streamingBytes: Counter<'kind' | 'direction'>;
+  recoveryDuration: Gauge;
+  recoveredObjects: Counter<'kind' | 'outcome'>;
   /** Sets where the object gauges (crisp_containers, crisp_pods) read their counts at scrape time. */
   countObjects(source: ObjectCounts): void;
 }
@@ -110,6 +112,17 @@ export function createMetrics(): CrispMetrics {
     labelNames: ['kind', 'direction'] as const,
     registers: [registry],
   });
+  const recoveryDuration = new Gauge({
+    name: 'crisp_recovery_duration_seconds',
+    help: 'How long the start-up recovery took to check every container and pod recorded before this start (0 until it is done).',
+    registers: [registry],
+  });
+  const recoveredObjects = new Counter({
+    name: 'crisp_recovered_objects_total',
+    help: 'Containers and pods checked by the start-up recovery, by kind (container, pod) and outcome (e.g. running, exited-while-down, rolled-back).',
+    labelNames: ['kind', 'outcome'] as const,
+    registers: [registry],
+  });
   let source: ObjectCounts | undefined;
   const setFrom = (gauge: Gauge<'state'>, counts: Record<string, number>): void => {
     gauge.reset();
@@ -138,6 +151,8 @@ export function createMetrics(): CrispMetrics {
     netnsLeaked,
     streamingSessions,
     streamingBytes,
+    recoveryDuration,
+    recoveredObjects,
     registry,
     grpcRequests,
     grpcDuration,
