@@ -350,12 +350,17 @@ describe('pod networking (CNI)', () => {
     const left = await traces(id, ip);
     assert.ok(left.netns && left.lease && left.cache.length === 1 && left.veths === 1, JSON.stringify(left));
 
-    // The restarted daemon finds them before it answers, removes them and counts them.
+    // The restarted daemon finds them once its recovery is done, removes them and counts them.
     setup.crisp = spawnCrisp(setup.dirs);
     await setup.crisp.ready();
     setup.cri = await connectCri(setup.dirs.socket);
     cri = setup.cri;
-    assert.deepEqual(await traces(id, ip), { veths: 0, lease: false, cache: [], netns: false, iptables: 0 });
+    await setup.crisp.recovered();
+    const clean = { veths: 0, lease: false, cache: [], netns: false, iptables: 0 };
+    await until('the leaked networking to be torn down', async () => {
+      const now = await traces(id, ip);
+      return JSON.stringify(now) === JSON.stringify(clean) ? now : undefined;
+    });
     const metrics = await (await fetch(`${setup.crisp.metricsUrl}/metrics`)).text();
     assert.match(metrics, /crisp_netns_leaked_total\{kind="cni_cache"\} 1/);
     assert.match(metrics, /crisp_netns_leaked_total\{kind="netns"\} 1/);

@@ -226,14 +226,32 @@ export class RunningCrisp {
     }
   }
 
+  /** Resolves when the start-up recovery has checked every container and pod; rejects on timeout. */
+  async recovered(timeoutMs = 60_000): Promise<LogLine> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const line = this.logs.find((l) => l.msg === 'recovery finished');
+      if (line) return line;
+      if (Date.now() > deadline) throw new Error(`crisp did not finish recovery in ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
   async kill(): Promise<ExitResult> {
     this.child.kill('SIGKILL');
     return this.exited;
   }
 }
 
-export function spawnCrisp(dirs: TestDirs, args: string[] = ['--config', dirs.configFile]): RunningCrisp {
-  const child = spawn(crispBin, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env } });
+export function spawnCrisp(
+  dirs: TestDirs,
+  args: string[] = ['--config', dirs.configFile],
+  env: NodeJS.ProcessEnv = {},
+): RunningCrisp {
+  const child = spawn(crispBin, args, {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   return new RunningCrisp(dirs, child);
 }
 
