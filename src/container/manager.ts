@@ -825,7 +825,8 @@ export class ContainerManager {
           () => new DeadlineExceededError(`recovery of container ${id} took more than ${timeoutMs} ms`),
         );
         this.unchecked.delete(id);
-        if (outcome !== 'unchanged') this.deps.log.info({ containerId: id, outcome }, 'container recovered');
+        const level = outcome === 'unchanged' || outcome === 'running' ? 'debug' : 'info';
+        this.deps.log[level]({ containerId: id, outcome }, 'container recovered');
         return outcome;
       } catch (err) {
         this.deps.log.error(

@@ -143,6 +143,8 @@ export interface SandboxView {
   /** READY when recorded ready and the infra container runs. */
   ready: boolean;
   infra: StoredContainer | undefined;
+  /** true until the start-up recovery has checked the pod (and its infra container). */
+  recoveryPending?: boolean;
 }
 
 /**
@@ -322,7 +324,14 @@ export class SandboxManager {
   }
 
   view(sandbox: StoredSandbox, infra = this.infraOf(sandbox.config.id)): SandboxView {
-    return { sandbox, infra, ready: sandbox.state.state === 'ready' && infra?.state.state === 'running' };
+    return {
+      sandbox,
+      infra,
+      ready: sandbox.state.state === 'ready' && infra?.state.state === 'running',
+      recoveryPending:
+        this.unchecked.has(sandbox.config.id) ||
+        (infra !== undefined && this.deps.containers.isUnchecked(infra.config.id)),
+    };
   }
 
   async status(id: string): Promise<SandboxView> {

@@ -66,7 +66,11 @@ export function toContainerStatus(c: StoredContainer): ContainerStatus {
   };
 }
 
-export function containerVerboseInfo(c: StoredContainer, bundle: string): Record<string, string> {
+export function containerVerboseInfo(
+  c: StoredContainer,
+  bundle: string,
+  recoveryPending = false,
+): Record<string, string> {
   return {
     info: JSON.stringify({
       id: c.config.id,
@@ -76,6 +80,8 @@ export function containerVerboseInfo(c: StoredContainer, bundle: string): Record
       conmonPid: c.state.conmonPid ?? null,
       bundle,
       stopSignal: c.config.stopSignal,
+      /** true until the start-up recovery has checked the record against runc and conmon. */
+      recoveryPending,
       config: c.config.criConfig,
     }),
   };

@@ -58,6 +58,7 @@ export function sandboxVerboseInfo(view: SandboxView): Record<string, string> {
       netnsPath: view.sandbox.config.netnsPath,
       cgroupParent: view.sandbox.config.cgroupParent,
       runtimeHandler: view.sandbox.config.runtimeHandler,
+      recoveryPending: view.recoveryPending === true,
       infraContainer: view.infra
         ? { id: view.infra.config.id, state: view.infra.state.state, pid: view.infra.state.pid ?? null }
         : null,

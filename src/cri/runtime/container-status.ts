@@ -1,4 +1,7 @@
-/** ContainerStatus: NOT_FOUND for unknown ids; verbose adds pid, bundle and the config. */
+/**
+ * ContainerStatus: NOT_FOUND for unknown ids; verbose adds pid, bundle, the config and whether the
+ * start-up recovery has checked the container yet.
+ */
 import type { ContainerStatusRequest__Output } from '../../generated/runtime/v1/ContainerStatusRequest.js';
 import type { ContainerStatusResponse } from '../../generated/runtime/v1/ContainerStatusResponse.js';
 import type { ContainerManager, StoredContainer } from '../../container/manager.js';
@@ -28,7 +31,9 @@ export function containerStatus(
     const c = await refreshedAppContainer(containers, requireString(req.container_id, 'container_id'));
     return {
       status: toContainerStatus(c),
-      info: req.verbose ? containerVerboseInfo(c, containers.bundleDir(c.config.id)) : {},
+      info: req.verbose
+        ? containerVerboseInfo(c, containers.bundleDir(c.config.id), containers.isUnchecked(c.config.id))
+        : {},
     };
   };
 }
