@@ -46,11 +46,12 @@ run: build ## start crisp in the foreground with /etc/crisp/crisp.toml (defaults
 	@scripts/install-cni-config.sh
 	./bin/crisp
 
-bench: deps-test build ## latency percentiles and memory for the CRI operations, pods, containers, events and streaming
+bench: deps-test build ## latency percentiles and memory for the CRI operations, pods, containers, events, streaming and recovery
 	@node dist/bench/run.js
 	@node dist/bench/pods.js
 	@node dist/bench/events.js
 	@node dist/bench/streaming.js
+	@node dist/bench/recovery.js
 
 install: build ## install crisp, its config and the systemd unit under /usr/local and /etc
 	@scripts/install.sh

@@ -158,6 +158,26 @@ export class BenchDaemon {
     return { dirs, crisp, cri, image, logDir: join(dirs.base, 'logs') };
   }
 
+  /**
+   * SIGKILLs the daemon and starts it again on the same dirs (what a crash and a restart do);
+   * resolves once the new one serves, with the time from its spawn to its ready line.
+   */
+  async killAndRestart(): Promise<{ crisp: RunningCrisp; cri: CriClients; spawnToReadyMs: number }> {
+    const dirs = this.dirs;
+    if (!dirs || !this.crisp) throw new Error('the daemon was never started');
+    this.cri?.close();
+    this.cri = undefined;
+    await this.crisp.kill();
+    const t0 = performance.now();
+    const crisp = spawnCrisp(dirs);
+    this.crisp = crisp;
+    await crisp.ready(120_000);
+    const spawnToReadyMs = performance.now() - t0;
+    const cri = await connectCri(dirs.socket);
+    this.cri = cri;
+    return { crisp, cri, spawnToReadyMs };
+  }
+
   /** The CRI clients while the daemon runs: undefined when it never started or has exited. */
   get liveCri(): CriClients | undefined {
     const cr = this.crisp;
