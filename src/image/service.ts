@@ -243,7 +243,10 @@ export class ImageService {
       throw this.pullError(ref, lastError, signal, callerSignal);
     } catch (err) {
       this.deps.observer?.pullFinished('failure', (performance.now() - started) / 1000);
-      await intent.done();
+      await intent.done().catch((doneErr: unknown) => {
+        // Left for the next start, which drops it; the pull's own error is the one to report.
+        this.deps.log.warn({ image: ref.full, err: doneErr }, 'cannot end the intent of a failed pull');
+      });
       throw err;
     } finally {
       this.activePulls -= 1;
