@@ -5,7 +5,7 @@
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { configDigest, derivePaths, type CrispConfig } from './config/index.js';
+import { ConfigError, configDigest, derivePaths, type CrispConfig } from './config/index.js';
 import type { CriContext, RuntimeInfo } from './cri/context.js';
 import { startCriServer, type CriServer } from './cri/server.js';
 import type { Logger } from './log/logger.js';
@@ -33,6 +33,7 @@ import { StreamingServer } from './streaming/server.js';
 import { PodFiles } from './sandbox/pod-files.js';
 import { LevelStateStore } from './store/state-store.js';
 import { acquireInstanceLock, type InstanceLock } from './util/instance-lock.js';
+import { resolveGroup } from './util/group.js';
 import { CRISP_VERSION } from './version.js';
 
 /** How long shutdown waits for in-flight RPCs before cancelling them. */
@@ -97,6 +98,14 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
   const paths = derivePaths(config);
   const digest = configDigest(config);
   const undo: (() => Promise<unknown>)[] = [];
+  // Before anything is touched: an unknown socket group is a configuration error (exit 2).
+  const socketGid = config.socket_group === '' ? undefined : await resolveGroup(config.socket_group);
+  if (config.socket_group !== '' && socketGid === undefined) {
+    throw new ConfigError(`socket_group: the node has no group ${JSON.stringify(config.socket_group)}`, {
+      file: '/etc/group',
+      key: 'socket_group',
+    });
+  }
   try {
     const rootLock: InstanceLock = await acquireInstanceLock(
       `root_dir ${config.root_dir}`,
@@ -346,7 +355,7 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
       undo.push(() => ms.close());
     }
 
-    const cri: CriServer = await startCriServer(ctx, config.listen);
+    const cri: CriServer = await startCriServer(ctx, config.listen, { gid: socketGid });
     undo.push(async () => {
       const pending = inflight.snapshot();
       if (pending.length > 0) log.info({ inflight: pending }, 'waiting for in-flight RPCs');
