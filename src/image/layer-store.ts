@@ -197,6 +197,30 @@ export class LayerStore {
     await fs.rm(trash, { recursive: true, force: true });
   }
 
+  /**
+   * Unpacks and deletes left unfinished (`.tmp-*`, `.del-*`), with their mtimes. Whether one is
+   * still under way is for the caller to know (the image service lists them only while no pull
+   * or collection runs).
+   */
+  async temps(): Promise<{ path: string; mtimeMs: number }[]> {
+    const out: { path: string; mtimeMs: number }[] = [];
+    for (const name of await fs.readdir(this.root).catch(() => [] as string[])) {
+      if (!name.startsWith(TEMP_PREFIX) && !name.startsWith(TRASH_PREFIX)) continue;
+      const st = await fs.lstat(path.join(this.root, name)).catch(() => undefined);
+      if (st) out.push({ path: path.join(this.root, name), mtimeMs: st.mtimeMs });
+    }
+    return out;
+  }
+
+  /** Removes one entry `temps()` returned (and nothing else). */
+  async removeTemp(p: string): Promise<void> {
+    const name = path.basename(p);
+    if (path.dirname(p) !== this.root || !(name.startsWith(TEMP_PREFIX) || name.startsWith(TRASH_PREFIX))) {
+      throw new Error(`${p} is not an unfinished unpack or delete of ${this.root}`);
+    }
+    await fs.rm(p, { recursive: true, force: true });
+  }
+
   /** The diffIDs of all committed layers, sorted. */
   async list(): Promise<string[]> {
     const out: string[] = [];
