@@ -15,6 +15,9 @@ import { createMetrics } from './metrics/registry.js';
 import { CniManager } from './netns/cni.js';
 import { PodCidrStore } from './sandbox/pod-cidr.js';
 import { NetworkReconciler } from './sandbox/network-reconciler.js';
+import { OrphanReconciler, staleTempFiles } from './sandbox/orphan-reconciler.js';
+import { PodOrphans } from './sandbox/orphan-pods.js';
+import { containerOrphans } from './container/orphans.js';
 import { checkRuntimeBinaries } from './oci/runtime-check.js';
 import { startAdminServer } from './admin/admin-server.js';
 import { buildImageService, type ImageEngineSettings } from './image/build.js';
@@ -38,8 +41,8 @@ import { CRISP_VERSION } from './version.js';
 
 /** How long shutdown waits for in-flight RPCs before cancelling them. */
 export const SHUTDOWN_GRACE_MS = 10_000;
-/** How often leaked pod networking is looked for (it is also looked for at start). */
-const NETWORK_RECONCILE_INTERVAL_MS = 60_000;
+/** How often orphans (leaked pod networking included) are looked for; also once at start. */
+const ORPHAN_RECONCILE_INTERVAL_MS = 60_000;
 
 export interface Daemon {
   metricsAddress: string | undefined;
@@ -142,8 +145,9 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
         metrics.imagePullBytes.inc(n);
       },
     });
-    await rm(paths.tmpDir, { recursive: true, force: true });
-    await images.init();
+    // Unreferenced blobs and layers, and what a crash left in tmpDir, go in the orphan
+    // reconciler's start-up pass below, which counts them.
+    await images.init({ collect: false });
     if (config.image.pause_image === '') {
       try {
         const id = await images.ensureBuiltinPause();
@@ -230,6 +234,7 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
         metrics.cniOperationDuration.observe({ op, plugin_type: pluginType }, seconds);
       },
     });
+    const podFiles = new PodFiles(paths.podsDir, { log: log.child({ component: 'pod-files' }) });
     const sandboxes = new SandboxManager(
       {
         store,
@@ -237,7 +242,7 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
         images,
         netns,
         network: cni,
-        podFiles: new PodFiles(paths.podsDir, { log: log.child({ component: 'pod-files' }) }),
+        podFiles,
         log: log.child({ component: 'sandbox' }),
         observer,
       },
@@ -259,20 +264,52 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
       for (const item of items) out[key(item)] = (out[key(item)] ?? 0) + 1;
       return out;
     };
-    // Pod networking that belongs to no pod (a crash between steps): now, then every minute.
-    const reconciler = new NetworkReconciler({
-      sandboxIds: () => new Set(store.listSandboxes().map((s) => s.config.id)),
+    // Leftovers that belong to no container or pod (docs/gc.md): now, before the CRI socket
+    // opens (so nothing can be in flight), then every minute.
+    const sandboxIds = (): Set<string> => new Set(store.listSandboxes().map((s) => s.config.id));
+    const network = new NetworkReconciler({
+      sandboxIds,
       netns,
       cni,
       log: log.child({ component: 'network-reconciler' }),
       onLeak: (kind) => {
-        metrics.netnsLeaked.inc({ kind });
+        if (kind !== 'ipam') metrics.netnsLeaked.inc({ kind });
       },
     });
-    await reconciler.runOnce();
-    reconciler.start(NETWORK_RECONCILE_INTERVAL_MS);
+    const defaultRuntime = config.runtimes[config.default_runtime];
+    const orphans = new OrphanReconciler({
+      collectors: [
+        containerOrphans(
+          {
+            runtimePath: defaultRuntime?.path ?? '/usr/sbin/runc',
+            runtimeRoot: paths.runcRoot,
+            systemdCgroup: config.cgroup_driver === 'systemd',
+            bundlesDir: paths.bundlesDir,
+            containersDir: paths.containersDir,
+            exitsDir: paths.exitsDir,
+            attachDir: paths.attachDir,
+            execDir: paths.execDir,
+          },
+          {
+            containerIds: () => new Set(store.listContainers().map((c) => c.config.id)),
+            log: log.child({ component: 'orphans' }),
+          },
+        ),
+        new PodOrphans({ podsDir: paths.podsDir, sandboxIds, podFiles }),
+        network,
+        staleTempFiles('cni-cache-temps', paths.cniResultsDir, /^\..+\.tmp$/),
+        staleTempFiles('pod-cidr-temp', dirname(paths.podCidrFile), /^pod-cidr\.tmp$/),
+        { name: 'images', collect: (pass) => images.collectOrphans(pass, paths.tmpDir) },
+      ],
+      log: log.child({ component: 'orphans' }),
+      onRemoved: (kind) => {
+        metrics.orphansCleaned.inc({ kind });
+      },
+    });
+    await orphans.runOnce({ startup: true });
+    orphans.start(ORPHAN_RECONCILE_INTERVAL_MS);
     undo.push(() => {
-      reconciler.stop();
+      orphans.stop();
       return Promise.resolve();
     });
 
