@@ -59,11 +59,15 @@ export class ContentStore {
     this.root = path.resolve(dir);
   }
 
-  /** Creates the directories and deletes downloads a crash left half-written. */
-  async init(): Promise<void> {
+  /**
+   * Creates the directories and deletes downloads a crash left half-written (unless
+   * `removeTemps` is false: the daemon's orphan reconciler then removes and counts them).
+   */
+  async init(opts: { removeTemps?: boolean } = {}): Promise<void> {
     for (const algorithm of ALGORITHMS) {
       const dir = path.join(this.root, algorithm);
       await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+      if (opts.removeTemps === false) continue;
       for (const name of await fs.readdir(dir)) {
         if (name.startsWith(TEMP_PREFIX)) await fs.rm(path.join(dir, name), { force: true });
       }

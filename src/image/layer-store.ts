@@ -93,12 +93,16 @@ export class LayerStore {
    * - unpacks that had not finished (`.tmp-*`);
    * - deletes that had not finished (`.del-*`);
    * - layer directories without a valid completion marker.
+   * With `removeTemps` false the first two are left to the daemon's orphan reconciler, which
+   * removes and counts them.
    */
-  async init(): Promise<void> {
+  async init(opts: { removeTemps?: boolean } = {}): Promise<void> {
     await fs.mkdir(this.root, { recursive: true, mode: 0o700 });
     for (const name of await fs.readdir(this.root)) {
       const where = path.join(this.root, name);
-      if (name.startsWith(TEMP_PREFIX)) {
+      if (opts.removeTemps === false && (name.startsWith(TEMP_PREFIX) || name.startsWith(TRASH_PREFIX))) {
+        continue;
+      } else if (name.startsWith(TEMP_PREFIX)) {
         this.#log.info({ path: where }, 'removing a layer unpack interrupted by a crash');
         await fs.rm(where, { recursive: true, force: true });
       } else if (name.startsWith(TRASH_PREFIX)) {

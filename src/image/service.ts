@@ -111,9 +111,11 @@ export class ImageService {
 
   /** Prepares the stores and (unless told not to) deletes what a crash left unreferenced. */
   async init(opts: { collect?: boolean } = {}): Promise<void> {
-    await this.deps.content.init();
-    await this.deps.layers.init();
-    // The daemon leaves this to the orphan reconciler's start-up pass, which counts what it finds.
+    // The daemon leaves unreferenced blobs and layers, and half-written downloads and unpacks, to
+    // the orphan reconciler's start-up pass, which counts what it finds.
+    const removeTemps = opts.collect !== false;
+    await this.deps.content.init({ removeTemps });
+    await this.deps.layers.init({ removeTemps });
     if (opts.collect !== false) await this.collect();
   }
 
