@@ -5,7 +5,7 @@
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { configDigest, derivePaths, type CrispConfig } from './config/index.js';
+import { ConfigError, configDigest, derivePaths, type CrispConfig } from './config/index.js';
 import type { CriContext, RuntimeInfo } from './cri/context.js';
 import { startCriServer, type CriServer } from './cri/server.js';
 import type { Logger } from './log/logger.js';
@@ -15,6 +15,9 @@ import { createMetrics } from './metrics/registry.js';
 import { CniManager } from './netns/cni.js';
 import { PodCidrStore } from './sandbox/pod-cidr.js';
 import { NetworkReconciler } from './sandbox/network-reconciler.js';
+import { OrphanReconciler, staleTempFiles } from './sandbox/orphan-reconciler.js';
+import { PodOrphans } from './sandbox/orphan-pods.js';
+import { containerOrphans } from './container/orphans.js';
 import { checkRuntimeBinaries } from './oci/runtime-check.js';
 import { startAdminServer } from './admin/admin-server.js';
 import { buildImageService, type ImageEngineSettings } from './image/build.js';
@@ -33,12 +36,13 @@ import { StreamingServer } from './streaming/server.js';
 import { PodFiles } from './sandbox/pod-files.js';
 import { LevelStateStore } from './store/state-store.js';
 import { acquireInstanceLock, type InstanceLock } from './util/instance-lock.js';
+import { resolveGroup } from './util/group.js';
 import { CRISP_VERSION } from './version.js';
 
 /** How long shutdown waits for in-flight RPCs before cancelling them. */
 export const SHUTDOWN_GRACE_MS = 10_000;
-/** How often leaked pod networking is looked for (it is also looked for at start). */
-const NETWORK_RECONCILE_INTERVAL_MS = 60_000;
+/** How often orphans (leaked pod networking included) are looked for; also once at start. */
+const ORPHAN_RECONCILE_INTERVAL_MS = 60_000;
 /** How long recovery gives one pod (a rollback removes its containers, network and files). */
 const POD_RECOVERY_TIMEOUT_MS = 60_000;
 
@@ -95,17 +99,17 @@ async function unwind(log: Logger, steps: (() => Promise<unknown>)[]): Promise<v
 }
 
 /**
- * Start-up recovery: containers first (pods' readiness rests on their infra containers), then
- * pods, then the sweep for networking that belongs to no pod, which then runs periodically.
+ * Start-up recovery of what the store records: containers first (pods' readiness rests on their
+ * infra containers), then pods. What no record names was collected before the socket opened, by
+ * the orphan reconciler's start-up pass.
  */
 async function recover(parts: {
   containers: ContainerManager;
   sandboxes: SandboxManager;
-  reconciler: NetworkReconciler;
   metrics: ReturnType<typeof createMetrics>;
   log: Logger;
 }): Promise<void> {
-  const { containers, sandboxes, reconciler, metrics, log } = parts;
+  const { containers, sandboxes, metrics, log } = parts;
   const t0 = performance.now();
   const containerOutcomes = await containers.recover(RECOVERY_TIMEOUT_MS);
   const podOutcomes = await sandboxes.recover(POD_RECOVERY_TIMEOUT_MS);
@@ -122,8 +126,6 @@ async function recover(parts: {
     },
     'recovery finished',
   );
-  await reconciler.runOnce();
-  reconciler.start(NETWORK_RECONCILE_INTERVAL_MS);
 }
 
 export async function startDaemon(config: CrispConfig, log: Logger): Promise<Daemon> {
@@ -131,6 +133,14 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
   const paths = derivePaths(config);
   const digest = configDigest(config);
   const undo: (() => Promise<unknown>)[] = [];
+  // Before anything is touched: an unknown socket group is a configuration error (exit 2).
+  const socketGid = config.socket_group === '' ? undefined : await resolveGroup(config.socket_group);
+  if (config.socket_group !== '' && socketGid === undefined) {
+    throw new ConfigError(`socket_group: the node has no group ${JSON.stringify(config.socket_group)}`, {
+      file: '/etc/group',
+      key: 'socket_group',
+    });
+  }
   try {
     const rootLock: InstanceLock = await acquireInstanceLock(
       `root_dir ${config.root_dir}`,
@@ -167,8 +177,9 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
         metrics.imagePullBytes.inc(n);
       },
     });
-    await rm(paths.tmpDir, { recursive: true, force: true });
-    await images.init();
+    // Unreferenced blobs and layers, and what a crash left in tmpDir, go in the orphan
+    // reconciler's start-up pass below, which counts them.
+    await images.init({ collect: false });
     if (config.image.pause_image === '') {
       try {
         const id = await images.ensureBuiltinPause();
@@ -255,6 +266,7 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
         metrics.cniOperationDuration.observe({ op, plugin_type: pluginType }, seconds);
       },
     });
+    const podFiles = new PodFiles(paths.podsDir, { log: log.child({ component: 'pod-files' }) });
     const sandboxes = new SandboxManager(
       {
         store,
@@ -262,7 +274,7 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
         images,
         netns,
         network: cni,
-        podFiles: new PodFiles(paths.podsDir, { log: log.child({ component: 'pod-files' }) }),
+        podFiles,
         log: log.child({ component: 'sandbox' }),
         observer,
       },
@@ -284,18 +296,52 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
       for (const item of items) out[key(item)] = (out[key(item)] ?? 0) + 1;
       return out;
     };
-    // Pod networking that belongs to no pod (a crash between steps): now, then every minute.
-    const reconciler = new NetworkReconciler({
-      sandboxIds: () => new Set(store.listSandboxes().map((s) => s.config.id)),
+    // Leftovers that belong to no container or pod (docs/gc.md): now, before the CRI socket
+    // opens (so nothing can be in flight), then every minute.
+    const sandboxIds = (): Set<string> => new Set(store.listSandboxes().map((s) => s.config.id));
+    const network = new NetworkReconciler({
+      sandboxIds,
       netns,
       cni,
       log: log.child({ component: 'network-reconciler' }),
       onLeak: (kind) => {
-        metrics.netnsLeaked.inc({ kind });
+        if (kind !== 'ipam') metrics.netnsLeaked.inc({ kind });
       },
     });
+    const defaultRuntime = config.runtimes[config.default_runtime];
+    const orphans = new OrphanReconciler({
+      collectors: [
+        containerOrphans(
+          {
+            runtimePath: defaultRuntime?.path ?? '/usr/sbin/runc',
+            runtimeRoot: paths.runcRoot,
+            systemdCgroup: config.cgroup_driver === 'systemd',
+            bundlesDir: paths.bundlesDir,
+            containersDir: paths.containersDir,
+            exitsDir: paths.exitsDir,
+            attachDir: paths.attachDir,
+            execDir: paths.execDir,
+          },
+          {
+            containerIds: () => new Set(store.listContainers().map((c) => c.config.id)),
+            log: log.child({ component: 'orphans' }),
+          },
+        ),
+        new PodOrphans({ podsDir: paths.podsDir, sandboxIds, podFiles }),
+        network,
+        staleTempFiles('cni-cache-temps', paths.cniResultsDir, /^\..+\.tmp$/),
+        staleTempFiles('pod-cidr-temp', dirname(paths.podCidrFile), /^pod-cidr\.tmp$/),
+        { name: 'images', collect: (pass) => images.collectOrphans(pass, paths.tmpDir) },
+      ],
+      log: log.child({ component: 'orphans' }),
+      onRemoved: (kind) => {
+        metrics.orphansCleaned.inc({ kind });
+      },
+    });
+    await orphans.runOnce({ startup: true });
+    orphans.start(ORPHAN_RECONCILE_INTERVAL_MS);
     undo.push(() => {
-      reconciler.stop();
+      orphans.stop();
       return Promise.resolve();
     });
 
@@ -378,7 +424,7 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
       undo.push(() => ms.close());
     }
 
-    const cri: CriServer = await startCriServer(ctx, config.listen);
+    const cri: CriServer = await startCriServer(ctx, config.listen, { gid: socketGid });
     undo.push(async () => {
       const pending = inflight.snapshot();
       if (pending.length > 0) log.info({ inflight: pending }, 'waiting for in-flight RPCs');
@@ -415,7 +461,7 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
     );
     // Recovery runs while crisp serves: reads answer from the store at once, and an object still
     // to be checked is worked on only after its check (its lock). Shutdown waits for it.
-    const recovering = recover({ containers, sandboxes, reconciler, metrics, log }).catch((err: unknown) => {
+    const recovering = recover({ containers, sandboxes, metrics, log }).catch((err: unknown) => {
       log.error({ err }, 'recovery failed');
     });
     undo.push(() => recovering);

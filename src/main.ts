@@ -130,7 +130,7 @@ async function main(argv: string[]): Promise<void> {
   try {
     daemon = await startDaemon(config, log);
   } catch (err) {
-    if (!(err instanceof CrispError) && !(err instanceof LockHeldError)) {
+    if (!(err instanceof CrispError) && !(err instanceof LockHeldError) && !(err instanceof ConfigError)) {
       log.fatal({ err }, 'crisp failed to start');
     }
     await flushLogs(log);
@@ -140,6 +140,7 @@ async function main(argv: string[]): Promise<void> {
         `${err.message}: is crisp already running? stop it, or give this one its own --root and --listen`,
       );
     }
+    if (err instanceof ConfigError) fail(2, err.message);
     if (err instanceof CrispError) fail(1, err.message);
     fail(1, `failed to start: ${(err as Error).message}`);
   }

@@ -52,6 +52,7 @@ async function rejectOverride(
 
 const FULL = `
 listen = "unix:///run/k8s/crisp.sock"
+socket_group = "1234"
 root_dir = "/data/crisp"
 run_dir = "/run/k8s/crisp"
 log_level = "debug"
@@ -107,6 +108,7 @@ describe('loadConfig', () => {
   it('gives exactly the documented defaults', () => {
     const expected: CrispConfig = {
       listen: '/run/crisp/crisp.sock',
+      socket_group: '',
       root_dir: '/var/lib/crisp',
       run_dir: '/run/crisp',
       log_level: 'info',
@@ -149,6 +151,7 @@ describe('loadConfig', () => {
     assert.equal(fileFound, true);
     assert.deepEqual(config, {
       listen: '/run/k8s/crisp.sock',
+      socket_group: '1234',
       root_dir: '/data/crisp',
       run_dir: '/run/k8s/crisp',
       log_level: 'debug',
@@ -321,6 +324,12 @@ describe('loadConfig rejects a bad file, naming the key and the file', () => {
       text: 'listen = "unix://run/crisp.sock"\n',
       key: 'listen',
       message: /must be an absolute path/,
+    },
+    {
+      name: 'socket_group that is no group name',
+      text: 'socket_group = "wheel users"\n',
+      key: 'socket_group',
+      message: /must be a group name or a numeric gid/,
     },
     {
       name: 'non-unix listen scheme',

@@ -153,6 +153,16 @@ const ipAddress = z.string().superRefine((value, ctx) => {
 
 const port = z.number().int().min(0).max(65535);
 
+/** "" (the daemon's own group), a group name, or a numeric gid; looked up on the node at start. */
+const groupName = z.string().superRefine((value, ctx) => {
+  if (value === '' || /^\d+$/.test(value) || /^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(value)) return;
+  ctx.addIssue({
+    code: 'custom',
+    message: `must be a group name or a numeric gid, or "" for root's group (got ${JSON.stringify(value)})`,
+    input: value,
+  });
+});
+
 const runtimeName = z.string().regex(RUNTIME_NAME_PATTERN, {
   error: 'runtime names start with a letter or digit and contain only letters, digits, "_", "." and "-"',
 });
@@ -234,6 +244,7 @@ export const streamingSchema = z
 export const configSchema = z
   .object({
     listen: listenAddress.default('/run/crisp/crisp.sock'),
+    socket_group: groupName.default(''),
     root_dir: absolutePath.default('/var/lib/crisp'),
     run_dir: absolutePath.default('/run/crisp'),
     log_level: z.enum(LOG_LEVELS).default('info'),

@@ -24,6 +24,7 @@ async function roundTrip(config: CrispConfig): Promise<CrispConfig> {
 const custom: CrispConfig = {
   ...defaultConfig(),
   listen: '/run/k8s/crisp.sock',
+  socket_group: 'kube',
   log_level: 'debug',
   metrics_address: '',
   cgroup_driver: 'systemd',
@@ -67,6 +68,7 @@ describe('configToToml', () => {
       scalars.map((l) => l.split(' = ')[0]),
       [
         'listen',
+        'socket_group',
         'root_dir',
         'run_dir',
         'log_level',
@@ -113,6 +115,7 @@ describe('configToToml', () => {
       log_level: custom.log_level,
       run_dir: custom.run_dir,
       root_dir: custom.root_dir,
+      socket_group: custom.socket_group,
       listen: custom.listen,
     };
     assert.equal(configToToml(reordered), configToToml(custom));

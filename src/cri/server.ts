@@ -1,8 +1,8 @@
 /**
- * The CRI gRPC server: both services of runtime.v1 on a unix socket (mode 0660), every RPC
- * registered (the generated *ServiceHandlers types make a missing one a compile error).
+ * The CRI gRPC server: both services of runtime.v1 on a unix socket (mode 0660, owner root, group
+ * crisp.toml's socket_group when set), every RPC registered (the generated *ServiceHandlers types make a missing one a compile error).
  */
-import { chmod } from 'node:fs/promises';
+import { chmod, chown } from 'node:fs/promises';
 import { createServer, type Server as NetServer } from 'node:net';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { RuntimeServiceHandlers } from '../generated/runtime/v1/RuntimeService.js';
@@ -125,7 +125,16 @@ export function imageHandlers(ctx: CriContext): ImageServiceHandlers {
   };
 }
 
-export async function startCriServer(ctx: CriContext, socketPath: string): Promise<CriServer> {
+export interface CriSocketOptions {
+  /** The socket's group (a resolved gid); undefined keeps the daemon's own group. */
+  gid?: number;
+}
+
+export async function startCriServer(
+  ctx: CriContext,
+  socketPath: string,
+  opts: CriSocketOptions = {},
+): Promise<CriServer> {
   const proto = await loadCriProto();
   const server = new Server({
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
@@ -163,6 +172,9 @@ export async function startCriServer(ctx: CriContext, socketPath: string): Promi
   listener.on('error', (err) => {
     ctx.log.error({ err }, 'CRI socket error');
   });
+  // -1 keeps the owner (root); only the group changes. Mode and group are set before any client
+  // could have been told the socket is ready.
+  if (opts.gid !== undefined) await chown(socketPath, -1, opts.gid);
   await chmod(socketPath, 0o660);
 
   return {

@@ -59,15 +59,48 @@ export class ContentStore {
     this.root = path.resolve(dir);
   }
 
-  /** Creates the directories and deletes downloads a crash left half-written. */
-  async init(): Promise<void> {
+  /**
+   * Creates the directories and deletes downloads a crash left half-written (unless
+   * `removeTemps` is false: the daemon's orphan reconciler then removes and counts them).
+   */
+  async init(opts: { removeTemps?: boolean } = {}): Promise<void> {
     for (const algorithm of ALGORITHMS) {
       const dir = path.join(this.root, algorithm);
       await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+      if (opts.removeTemps === false) continue;
       for (const name of await fs.readdir(dir)) {
         if (name.startsWith(TEMP_PREFIX)) await fs.rm(path.join(dir, name), { force: true });
       }
     }
+  }
+
+  /**
+   * Downloads left half-written (`.ingest-*`), with their mtimes. Whether one is still being
+   * written is for the caller to know (the image service lists them only while no pull runs).
+   */
+  async temps(): Promise<{ path: string; mtimeMs: number }[]> {
+    const out: { path: string; mtimeMs: number }[] = [];
+    for (const algorithm of ALGORITHMS) {
+      const dir = path.join(this.root, algorithm);
+      for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+        if (!name.startsWith(TEMP_PREFIX)) continue;
+        const st = await fs.lstat(path.join(dir, name)).catch(() => undefined);
+        if (st) out.push({ path: path.join(dir, name), mtimeMs: st.mtimeMs });
+      }
+    }
+    return out;
+  }
+
+  /** Removes one entry `temps()` returned (and nothing else). */
+  async removeTemp(p: string): Promise<void> {
+    const dir = path.dirname(p);
+    if (
+      !ALGORITHMS.some((a) => dir === path.join(this.root, a)) ||
+      !path.basename(p).startsWith(TEMP_PREFIX)
+    ) {
+      throw new InvalidArgumentError('path', `${p} is not a download in progress of ${this.root}`);
+    }
+    await fs.rm(p, { force: true });
   }
 
   /** Where the blob lives (or will live): `<dir>/sha256/<hex>`. */

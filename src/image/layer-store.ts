@@ -93,12 +93,16 @@ export class LayerStore {
    * - unpacks that had not finished (`.tmp-*`);
    * - deletes that had not finished (`.del-*`);
    * - layer directories without a valid completion marker.
+   * With `removeTemps` false the first two are left to the daemon's orphan reconciler, which
+   * removes and counts them.
    */
-  async init(): Promise<void> {
+  async init(opts: { removeTemps?: boolean } = {}): Promise<void> {
     await fs.mkdir(this.root, { recursive: true, mode: 0o700 });
     for (const name of await fs.readdir(this.root)) {
       const where = path.join(this.root, name);
-      if (name.startsWith(TEMP_PREFIX)) {
+      if (opts.removeTemps === false && (name.startsWith(TEMP_PREFIX) || name.startsWith(TRASH_PREFIX))) {
+        continue;
+      } else if (name.startsWith(TEMP_PREFIX)) {
         this.#log.info({ path: where }, 'removing a layer unpack interrupted by a crash');
         await fs.rm(where, { recursive: true, force: true });
       } else if (name.startsWith(TRASH_PREFIX)) {
@@ -195,6 +199,30 @@ export class LayerStore {
       throw err;
     }
     await fs.rm(trash, { recursive: true, force: true });
+  }
+
+  /**
+   * Unpacks and deletes left unfinished (`.tmp-*`, `.del-*`), with their mtimes. Whether one is
+   * still under way is for the caller to know (the image service lists them only while no pull
+   * or collection runs).
+   */
+  async temps(): Promise<{ path: string; mtimeMs: number }[]> {
+    const out: { path: string; mtimeMs: number }[] = [];
+    for (const name of await fs.readdir(this.root).catch(() => [] as string[])) {
+      if (!name.startsWith(TEMP_PREFIX) && !name.startsWith(TRASH_PREFIX)) continue;
+      const st = await fs.lstat(path.join(this.root, name)).catch(() => undefined);
+      if (st) out.push({ path: path.join(this.root, name), mtimeMs: st.mtimeMs });
+    }
+    return out;
+  }
+
+  /** Removes one entry `temps()` returned (and nothing else). */
+  async removeTemp(p: string): Promise<void> {
+    const name = path.basename(p);
+    if (path.dirname(p) !== this.root || !(name.startsWith(TEMP_PREFIX) || name.startsWith(TRASH_PREFIX))) {
+      throw new Error(`${p} is not an unfinished unpack or delete of ${this.root}`);
+    }
+    await fs.rm(p, { recursive: true, force: true });
   }
 
   /** The diffIDs of all committed layers, sorted. */

@@ -5,6 +5,7 @@
  * layers and blobs follow, so a crash at any point leaves at worst unreferenced files, which
  * the collection at start-up deletes.
  */
+import { rm } from 'node:fs/promises';
 import {
   DeadlineExceededError,
   FailedPreconditionError,
@@ -19,6 +20,7 @@ import { failpoint } from '../util/failpoint.js';
 import type { ImageRecord, RecordInput } from '../store/records.js';
 import type { StateStore } from '../store/state-store.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
+import { agedEntries, mountPointsUnder, type OrphanPass } from '../util/orphans.js';
 import { credentialsFromAuthConfig, loadAuthFile } from './auth.js';
 import type { ContentStore } from './content-store.js';
 import { importImages } from './importer.js';
@@ -85,6 +87,12 @@ export class ImageService {
   private readonly layerCache: LayerCache;
   private activePulls = 0;
   private collectPending = false;
+  /**
+   * The collection under way, if any. A collection starts only while no pull runs, and a pull
+   * that starts meanwhile waits for it before touching the stores, so a collection never deletes
+   * a blob or layer a pull has just written and not yet recorded.
+   */
+  private collecting: Promise<void> | undefined;
   private fsInfoCache: { at: number; value: FsUsage } | undefined;
   private readonly journal: IntentJournal;
 
@@ -105,12 +113,15 @@ export class ImageService {
     return this.layerCache;
   }
 
-  /** Prepares the stores and deletes what a crash left unreferenced. */
-  async init(): Promise<void> {
-    await this.deps.content.init();
-    await this.deps.layers.init();
-    // Pulls a crash cut short: their partial downloads and unpacks went with the stores' init
-    // above, and what they completed belongs to no image, so the collection below deletes it.
+  /** Prepares the stores and (unless told not to) deletes what a crash left unreferenced. */
+  async init(opts: { collect?: boolean } = {}): Promise<void> {
+    // The daemon leaves unreferenced blobs and layers, and half-written downloads and unpacks, to
+    // the orphan reconciler's start-up pass, which counts what it finds.
+    const removeTemps = opts.collect !== false;
+    await this.deps.content.init({ removeTemps });
+    await this.deps.layers.init({ removeTemps });
+    // Pulls a crash cut short: what they wrote belongs to no image, so the collection (here, or
+    // the orphan reconciler's start-up pass) deletes it, partial downloads and unpacks included.
     const cut = this.journal.list('pull-image');
     if (cut.length > 0) {
       this.deps.log.warn(
@@ -121,7 +132,7 @@ export class ImageService {
       for (const i of cut) batch.delIntent(i.id);
       await this.deps.store.commit(batch);
     }
-    await this.collect();
+    if (opts.collect !== false) await this.collect();
   }
 
   // --- lookups -------------------------------------------------------------------------------
@@ -191,6 +202,7 @@ export class ImageService {
     // Durable before the first byte lands: a crash mid-pull is then known at the next start.
     const intent = await this.journal.begin('pull-image', ref.full, 'pulling');
     try {
+      await this.collecting;
       const policy = await this.deps.registries();
       const candidates = policy.candidates(ref);
       let lastError: unknown;
@@ -296,11 +308,19 @@ export class ImageService {
   /** Builds (or finds) the built-in pause image from the host's catatonit; returns its id. */
   async ensureBuiltinPause(catatonitPath?: string): Promise<string> {
     const built = await buildPauseImage(catatonitPath);
-    const pulled = await storeLocalImage(this.deps.content, this.layerCache, {
-      manifestBytes: built.manifestBytes,
-      configBytes: built.configBytes,
-      layers: [built.layer],
-    });
+    // Like a pull: no collection may run while its blobs are stored but not yet recorded.
+    this.activePulls += 1;
+    let pulled: PulledImage;
+    try {
+      await this.collecting;
+      pulled = await storeLocalImage(this.deps.content, this.layerCache, {
+        manifestBytes: built.manifestBytes,
+        configBytes: built.configBytes,
+        layers: [built.layer],
+      });
+    } finally {
+      this.activePulls -= 1;
+    }
     const ref = parseReference(BUILTIN_PAUSE_IMAGE);
     await this.commit({
       pulled,
@@ -322,6 +342,7 @@ export class ImageService {
     }
     this.activePulls += 1;
     try {
+      await this.collecting;
       const imported = await importImages(path, scratchDir, this.deps.content, this.layerCache);
       if (tagOverride && imported.length !== 1) {
         throw new InvalidArgumentError(
@@ -435,32 +456,109 @@ export class ImageService {
 
   /** Deletes layers and blobs no image record refers to; waits for running pulls to finish. */
   async collect(): Promise<void> {
-    if (this.activePulls > 0) {
-      this.collectPending = true;
-      return;
+    const removed = await this.#exclusive(() => this.#collectUnreferenced(), 'after-pulls');
+    if (removed === undefined) return;
+    if (removed.layers.length + removed.blobs.length > 0) {
+      this.deps.log.info(
+        { layers: removed.layers.length, blobs: removed.blobs.length },
+        'deleted unreferenced layers and blobs',
+      );
+    }
+  }
+
+  /**
+   * The orphan reconciler's pass over the image store (docs/gc.md): unreferenced layers and
+   * blobs, downloads, unpacks and deletes a crash left unfinished, and old entries of
+   * `scratchDir` (archive imports), each reported to `pass`. Skipped while a pull or import runs
+   * (the next pass gets it); temp entries must also be old by the pass's rule.
+   */
+  async collectOrphans(pass: OrphanPass, scratchDir?: string): Promise<void> {
+    await this.#exclusive(async () => {
+      const { layers, blobs } = await this.#collectUnreferenced();
+      for (const diffId of layers) pass.removed('layer', diffId);
+      for (const digest of blobs) pass.removed('blob', digest);
+      const temps = [
+        ...(await this.deps.content.temps()).map((t) => ({
+          ...t,
+          remove: () => this.deps.content.removeTemp(t.path),
+        })),
+        ...(await this.deps.layers.temps()).map((t) => ({
+          ...t,
+          remove: () => this.deps.layers.removeTemp(t.path),
+        })),
+      ];
+      if (scratchDir !== undefined) {
+        for (const e of await agedEntries(scratchDir)) {
+          temps.push({
+            path: e.path,
+            mtimeMs: e.mtimeMs,
+            remove: async () => {
+              const mounted = await mountPointsUnder([e.path]);
+              if (mounted.length > 0) throw new Error(`still mounted below it: ${mounted.join(', ')}`);
+              await rm(e.path, { recursive: true, force: true });
+            },
+          });
+        }
+      }
+      for (const t of temps) {
+        if (!pass.isOld(t.mtimeMs)) continue;
+        try {
+          await t.remove();
+          pass.removed('tmp', t.path);
+        } catch (err) {
+          pass.failed('tmp', t.path, err);
+        }
+      }
+    }, 'next-pass');
+  }
+
+  /**
+   * Runs `fn` as the one collection, under the images lock, unless a pull, import or another
+   * collection is under way: then it returns undefined, and either notes that a collection is
+   * wanted once they are done (`after-pulls`) or leaves it to the reconciler's next pass.
+   */
+  async #exclusive<T>(fn: () => Promise<T>, retry: 'after-pulls' | 'next-pass'): Promise<T | undefined> {
+    if (this.activePulls > 0 || this.collecting !== undefined) {
+      if (retry === 'after-pulls') this.collectPending = true;
+      return undefined;
     }
     this.collectPending = false;
-    await this.mutex.run(IMAGES_LOCK, async () => {
-      const images = this.deps.store.listImages();
-      const liveLayers = new Set(images.flatMap((i) => i.layers.map((l) => l.diffId)));
-      const liveBlobs = new Set(images.flatMap((i) => i.blobs));
-      let layers = 0;
-      let blobs = 0;
-      for (const diffId of await this.deps.layers.list()) {
-        if (liveLayers.has(diffId)) continue;
-        await this.deps.layers.delete(diffId);
-        layers += 1;
-      }
-      for (const digest of await this.deps.content.list()) {
-        if (liveBlobs.has(digest)) continue;
-        await this.deps.content.delete(digest);
-        blobs += 1;
-      }
-      if (layers + blobs > 0) {
-        this.fsInfoCache = undefined;
-        this.deps.log.info({ layers, blobs }, 'deleted unreferenced layers and blobs');
-      }
-    });
+    // Set in the same tick as the check above: a pull starting from here on waits for it.
+    const run = this.mutex.run(IMAGES_LOCK, fn);
+    this.collecting = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      return await run;
+    } finally {
+      this.collecting = undefined;
+      // A removal or a pull may have asked for a collection while this one ran.
+      if (this.#collectWanted()) void this.collectLogged();
+    }
+  }
+
+  #collectWanted(): boolean {
+    return this.collectPending && this.activePulls === 0;
+  }
+
+  async #collectUnreferenced(): Promise<{ layers: string[]; blobs: string[] }> {
+    const images = this.deps.store.listImages();
+    const liveLayers = new Set(images.flatMap((i) => i.layers.map((l) => l.diffId)));
+    const liveBlobs = new Set(images.flatMap((i) => i.blobs));
+    const removed = { layers: [] as string[], blobs: [] as string[] };
+    for (const diffId of await this.deps.layers.list()) {
+      if (liveLayers.has(diffId)) continue;
+      await this.deps.layers.delete(diffId);
+      removed.layers.push(diffId);
+    }
+    for (const digest of await this.deps.content.list()) {
+      if (liveBlobs.has(digest)) continue;
+      await this.deps.content.delete(digest);
+      removed.blobs.push(digest);
+    }
+    if (removed.layers.length + removed.blobs.length > 0) this.fsInfoCache = undefined;
+    return removed;
   }
 
   // --- filesystem usage ----------------------------------------------------------------------

@@ -15,7 +15,28 @@ export interface LoggerOptions {
   format: LogFormat;
   /** Defaults to stderr's file descriptor. */
   fd?: number;
+  /** Write JSON lines here instead of `fd` (tests capture log output this way). */
+  stream?: NodeJS.WritableStream;
 }
+
+/** Keys whose values are secrets (registry credentials, tokens, HTTP auth headers), at any of the first levels. */
+const SECRET_KEYS = [
+  'password',
+  'auth',
+  'identity_token',
+  'identityToken',
+  'registry_token',
+  'registryToken',
+  'token',
+  'access_token',
+  'refresh_token',
+  'authorization',
+  'Authorization',
+  'cookie',
+];
+
+/** pino redaction paths: each secret key at the top level and one or two objects down. */
+export const REDACTED_PATHS = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
 
 export function createLogger(opts: LoggerOptions): Logger {
   const fd = opts.fd ?? 2;
@@ -23,12 +44,11 @@ export function createLogger(opts: LoggerOptions): Logger {
   const base = {
     level: opts.level,
     base: { pid: process.pid },
-    // Never let a credential reach the logs, whatever a caller passes in.
-    redact: {
-      paths: ['*.password', '*.auth', '*.identity_token', '*.registry_token', '*.*.password', '*.*.auth'],
-      censor: '[redacted]',
-    },
+    // Never let a credential reach the logs, whatever a caller passes in (defence in depth: the
+    // image code already keeps secrets out of what it logs and of error messages).
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
   };
+  if (opts.stream) return pino(base, opts.stream);
   if (usePretty) {
     return pino(base, pretty({ destination: fd, sync: true, colorize: process.stderr.isTTY }));
   }

@@ -17,6 +17,7 @@ export interface CrispMetrics {
   stopEscalations: Counter<'step'>;
   cniOperationDuration: Histogram<'op' | 'plugin_type'>;
   netnsLeaked: Counter<'kind'>;
+  orphansCleaned: Counter<'kind'>;
   streamingSessions: Gauge<'kind'>;
   streamingBytes: Counter<'kind' | 'direction'>;
   recoveryDuration: Gauge;
@@ -100,6 +101,12 @@ export function createMetrics(): CrispMetrics {
     labelNames: ['kind'] as const,
     registers: [registry],
   });
+  const orphansCleaned = new Counter({
+    name: 'crisp_orphans_cleaned_total',
+    help: 'Leftovers belonging to no container or pod in the store, removed by the orphan reconciler, by kind (conmon, runc, mount, netns, cni_cache, ipam, bundle, container_dir, exec_dir, exit_file, attach, pod_dir, blob, layer, tmp).',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
   const streamingSessions = new Gauge({
     name: 'crisp_streaming_sessions',
     help: 'Streaming sessions open now, by kind (exec, attach, portforward).',
@@ -149,6 +156,7 @@ export function createMetrics(): CrispMetrics {
   return {
     cniOperationDuration,
     netnsLeaked,
+    orphansCleaned,
     streamingSessions,
     streamingBytes,
     recoveryDuration,

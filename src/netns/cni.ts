@@ -46,6 +46,7 @@ import {
 } from './cni-conf.js';
 import { failpoint } from '../util/failpoint.js';
 import { type CniIp, parseResultIps } from './cni-result.js';
+import { hostLocalLeaseDirs, readLeases } from './ipam-leases.js';
 
 export type { CniIp } from './cni-result.js';
 
@@ -356,6 +357,25 @@ export class CniManager {
   async cachedSandboxIds(): Promise<string[]> {
     const scan = await this.#scanAll({ ifName: this.#ifName });
     return [...new Set(scan.files.map((f) => f.entry.containerId))].sort();
+  }
+
+  /**
+   * Sandbox ids holding host-local IPAM allocations in the network crisp's config selects
+   * (ipam-leases.ts); none without a config. A DEL with the current config releases them.
+   */
+  async leasedSandboxIds(): Promise<string[]> {
+    let network: CniNetworkList | undefined;
+    try {
+      network = await loadSelectedNetwork(this.#confDir);
+    } catch {
+      return [];
+    }
+    if (network === undefined) return [];
+    const ids = new Set<string>();
+    for (const dir of hostLocalLeaseDirs(network)) {
+      for (const lease of await readLeases(dir)) ids.add(lease.sandboxId);
+    }
+    return [...ids].sort();
   }
 
   // --- internals -------------------------------------------------------------------------------

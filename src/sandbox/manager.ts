@@ -41,6 +41,7 @@ import type {
   ResourceFacts,
 } from '../container/spec-types.js';
 import { resolveInRoot, resolveUser } from '../container/user.js';
+import { checkLogPathContained } from '../container/log-path.js';
 import type { ImageService } from '../image/service.js';
 import type { Logger } from '../log/logger.js';
 import type { NetnsManager } from '../netns/netns.js';
@@ -726,6 +727,7 @@ export class SandboxManager {
     }
     const pod = this.podContext(view.sandbox, view.infra);
     const logPath = this.logPathFor(view.sandbox, input.logPath);
+    await checkLogPathContained(view.sandbox.config.logDirectory, logPath);
     const mounts = await resolveMountSources(input.spec.mounts);
     const imageMounts = input.imageMounts ?? [];
     const privileged = input.spec.linux.securityContext?.privileged === true;

@@ -34,7 +34,7 @@ describe('NetworkReconciler', () => {
     });
     const report = await reconciler.runOnce();
     assert.deepEqual(steps, ['del bbb netns', 'del ccc no-netns', 'rm bbb']);
-    assert.deepEqual(report, { cni: [id('b'), id('c')], netns: [`${DIR}/${id('b')}`] });
+    assert.deepEqual(report, { cni: [id('b'), id('c')], ipam: [], netns: [`${DIR}/${id('b')}`] });
     assert.deepEqual(leaks, ['cni_cache', 'cni_cache', 'netns']);
   });
 
@@ -58,9 +58,45 @@ describe('NetworkReconciler', () => {
     });
     const [first, second] = await Promise.all([reconciler.runOnce(), reconciler.runOnce()]);
     assert.equal(first, second, 'one pass');
-    assert.deepEqual(first, { cni: [], netns: [] });
+    assert.deepEqual(first, { cni: [], ipam: [], netns: [] });
     assert.equal(dels, 1);
     await reconciler.runOnce();
     assert.equal(dels, 2, 'tried again');
+  });
+
+  it('releases IPAM allocations without a cache entry, and lists before it reads the store', async () => {
+    const steps: string[] = [];
+    const leaks: string[] = [];
+    // A pod created while the pass lists: its namespace, cache entry and lease are listed, and
+    // its record (committed first) is in the store by the time the store is read.
+    const created = new Set<string>();
+    const reconciler = new NetworkReconciler({
+      sandboxIds: () => new Set(created),
+      netns: {
+        list: () => {
+          created.add(id('f'));
+          return Promise.resolve([`${DIR}/${id('f')}`]);
+        },
+        remove: (p) => {
+          steps.push(`rm ${p.slice(-3)}`);
+          return Promise.resolve();
+        },
+        pathFor: (n) => `${DIR}/${n}`,
+      },
+      cni: {
+        cachedSandboxIds: () => Promise.resolve([id('f'), id('a')]),
+        leasedSandboxIds: () => Promise.resolve([id('f'), id('a'), id('e')]),
+        del: (pod: PodNetworkRef) => {
+          steps.push(`del ${pod.sandboxId.slice(-3)}`);
+          return Promise.resolve();
+        },
+      },
+      log: pino({ level: 'silent' }),
+      onLeak: (kind) => leaks.push(kind),
+    });
+    const report = await reconciler.runOnce();
+    assert.deepEqual(steps, ['del aaa', 'del eee'], 'the pod created meanwhile is untouched');
+    assert.deepEqual(report, { cni: [id('a')], ipam: [id('e')], netns: [] });
+    assert.deepEqual(leaks, ['cni_cache', 'ipam']);
   });
 });

@@ -1,0 +1,170 @@
+/**
+ * The shared vocabulary of orphan collection (docs/gc.md): what kinds of leftovers there are,
+ * what one collector gets for a pass, and small readers of the host's state (processes, mounts,
+ * directory entries with their ages) that collectors in several layers use. Imports nothing of
+ * crisp's: each layer's collector lives beside the code that makes what it collects.
+ *
+ * The rule every collector follows: list what is on disk or in the kernel FIRST, then take the
+ * store's ids, and reap only what is absent from that later snapshot AND old enough (or found at
+ * start-up, before crisp serves any request). Records are committed before their side effects
+ * and deleted after them, so anything listed before the snapshot whose id the snapshot lacks is
+ * either a leftover or already being removed by its owner (both ends are idempotent).
+ */
+import { lstat, readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export const ORPHAN_KINDS = [
+  'conmon',
+  'runc',
+  'mount',
+  'netns',
+  'cni_cache',
+  'ipam',
+  'bundle',
+  'container_dir',
+  'exec_dir',
+  'exit_file',
+  'attach',
+  'pod_dir',
+  'blob',
+  'layer',
+  'tmp',
+] as const;
+export type OrphanKind = (typeof ORPHAN_KINDS)[number];
+
+/** One pass of one collector. */
+export interface OrphanPass {
+  /** Whether something last changed at `mtimeMs` (or started then) is old enough to reap. */
+  isOld(mtimeMs: number): boolean;
+  /** Reports a removal: logged (kind, what) and counted in crisp_orphans_cleaned_total{kind}. */
+  removed(kind: OrphanKind, what: string, fields?: Record<string, unknown>): void;
+  /** Reports a failure to remove something; it is tried again on the next pass. */
+  failed(kind: OrphanKind, what: string, err: unknown): void;
+}
+
+export interface OrphanCollector {
+  /** For logs: which collector failed. */
+  readonly name: string;
+  collect(pass: OrphanPass): Promise<void>;
+}
+
+/** An entry of a directory with its mtime (lstat: a symlink is not followed). */
+export interface AgedEntry {
+  name: string;
+  path: string;
+  mtimeMs: number;
+  isDirectory: boolean;
+}
+
+function errnoOf(err: unknown): string | undefined {
+  return err instanceof Error && 'code' in err ? String(err.code) : undefined;
+}
+
+/** The entries of `dir` (none when it does not exist), each with its lstat mtime. */
+export async function agedEntries(dir: string): Promise<AgedEntry[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return [];
+    throw err;
+  }
+  const out: AgedEntry[] = [];
+  for (const name of names.sort()) {
+    const path = join(dir, name);
+    try {
+      const st = await lstat(path);
+      out.push({ name, path, mtimeMs: st.mtimeMs, isDirectory: st.isDirectory() });
+    } catch (err) {
+      if (errnoOf(err) !== 'ENOENT') throw err; // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** A process as /proc shows it. */
+export interface HostProcess {
+  pid: number;
+  argv: string[];
+  /** When it started (ms since the epoch), from /proc/<pid>/stat and the boot time. */
+  startedAtMs: number;
+}
+
+/** Linux reports process start times in clock ticks; USER_HZ is 100 on every mainstream arch. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+async function bootTimeMs(): Promise<number> {
+  const stat = await readFile('/proc/stat', 'utf8');
+  const m = /^btime (\d+)$/m.exec(stat);
+  return m?.[1] === undefined ? 0 : Number(m[1]) * 1000;
+}
+
+/** The start time field (22nd) of a /proc/<pid>/stat line, in clock ticks since boot. */
+export function startTicksOf(statLine: string): number | undefined {
+  // The command name (field 2) is in parentheses and may hold spaces or ')'.
+  const rest = statLine.slice(statLine.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(rest[19]);
+  return Number.isFinite(ticks) ? ticks : undefined;
+}
+
+/**
+ * Every process whose argv matches `filter` (checked on the command line before anything else
+ * is read). Processes that end while being read are skipped.
+ */
+export async function listProcesses(
+  filter: (argv: readonly string[]) => boolean,
+  procDir = '/proc',
+): Promise<HostProcess[]> {
+  const boot = await bootTimeMs();
+  const out: HostProcess[] = [];
+  for (const name of await readdir(procDir)) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const raw = await readFile(join(procDir, name, 'cmdline'), 'utf8');
+      if (raw === '') continue; // kernel thread or zombie
+      const argv = raw.endsWith('\0') ? raw.slice(0, -1).split('\0') : raw.split('\0');
+      if (!filter(argv)) continue;
+      const ticks = startTicksOf(await readFile(join(procDir, name, 'stat'), 'utf8'));
+      if (ticks === undefined) continue;
+      out.push({ pid: Number(name), argv, startedAtMs: boot + (ticks * 1000) / CLOCK_TICKS_PER_SECOND });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** The value after `flag` in argv (`-c ID`), or after `flag=` (`--root=DIR`). */
+export function argValue(argv: readonly string[], flag: string): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    if (a === flag) return argv[i + 1];
+    if (a.startsWith(`${flag}=`)) return a.slice(flag.length + 1);
+  }
+  return undefined;
+}
+
+function unescapeMountField(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+/** Mount points at or below any of `dirs` (from /proc/self/mountinfo), deepest first. */
+export async function mountPointsUnder(dirs: readonly string[], mountinfo?: string): Promise<string[]> {
+  const text = mountinfo ?? (await readFile('/proc/self/mountinfo', 'utf8'));
+  const points = new Set<string>();
+  for (const line of text.split('\n')) {
+    const field = line.split(' ')[4];
+    if (field === undefined) continue;
+    const point = unescapeMountField(field);
+    if (dirs.some((d) => point === d || point.startsWith(`${d}/`))) points.add(point);
+  }
+  return [...points].sort((a, b) => b.length - a.length || a.localeCompare(b));
+}
+
+/** The first path segment of `path` below `dir` (`<dir>/<id>/...` → id), or undefined. */
+export function childOf(dir: string, path: string): string | undefined {
+  if (!path.startsWith(`${dir}/`)) return undefined;
+  const rest = path.slice(dir.length + 1);
+  const seg = rest.split('/')[0];
+  return seg === '' ? undefined : seg;
+}
