@@ -133,8 +133,7 @@ describe('hostile and malformed input', () => {
     const mib = 'n'.repeat(1024 * 1024);
     const createIn = (config: ContainerConfig) =>
       cri.runtime.CreateContainer({ pod_sandbox_id: pod.id, config, sandbox_config: pod.config }, 30_000);
-    const res = (r: Record<string, string>) =>
-      createIn(ctrConfig('res', { linux: { resources: r } as ContainerConfig['linux'] }));
+    const res = (r: Record<string, string>) => createIn(ctrConfig('res', { linux: { resources: r } }));
 
     const cases: [string, () => Promise<unknown>, GrpcCode, RegExp][] = [
       // Names, labels, annotations.
@@ -436,9 +435,7 @@ describe('hostile and malformed input', () => {
       Buffer.from([0xc3, 0x28]), // a broken two-byte sequence
       Buffer.from([0xed, 0xa0, 0x80]), // a UTF-16 surrogate, invalid in UTF-8
     ]) {
-      const err = (await rejection(
-        rawUnary('RuntimeService', 'RunPodSandbox', runPodSandboxBytes(name)),
-      )) as ServiceError;
+      const err = await rejection(rawUnary('RuntimeService', 'RunPodSandbox', runPodSandboxBytes(name)));
       assert.equal(err.code, GrpcCode.INVALID_ARGUMENT, err.details);
       assert.match(err.details, /config\.metadata\.name.*invalid UTF-8/);
     }
