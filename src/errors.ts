@@ -68,7 +68,7 @@ export class InvalidArgumentError extends CrispError {
   readonly code = 'INVALID_ARGUMENT';
   constructor(
     readonly field: string,
-    reason: string,
+    readonly reason: string,
     options: CrispErrorOptions = {},
   ) {
     super(`invalid ${field}: ${reason}`, options);

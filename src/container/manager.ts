@@ -1208,7 +1208,13 @@ export class ContainerManager {
 
   // --- exec and logs ---------------------------------------------------------------------------
 
-  async execSync(id: string, cmd: string[], timeoutSec: number): Promise<ExecSyncResult> {
+  /** Runs `cmd` in the container; `signal` (the caller going away) kills it. */
+  async execSync(
+    id: string,
+    cmd: string[],
+    timeoutSec: number,
+    signal?: AbortSignal,
+  ): Promise<ExecSyncResult> {
     const c = this.get(id);
     await this.refresh(c.config.id);
     requireState('exec', this.get(c.config.id).state.state, c.config.id);
@@ -1227,6 +1233,7 @@ export class ContainerManager {
         name: c.config.name,
         processSpec: { ...spec.process, args: cmd, terminal: false },
         timeoutSec,
+        ...(signal ? { signal } : {}),
         workDir,
         systemdCgroup: this.settings.systemdCgroup,
         maxOutputBytes: EXEC_SYNC_OUTPUT_CAP,

@@ -299,12 +299,12 @@ function deviceNodes(devices: readonly (OciDevice & { access: string })[]): OciD
 export const MIN_MEMORY_LIMIT_BYTES = 4 * 1024 * 1024;
 
 /** The kernel's CFS bounds, in microseconds: a period of 1 ms..1 s, a quota of at least 1 ms. */
-const CFS_PERIOD_MIN = 1000;
-const CFS_PERIOD_MAX = 1_000_000;
-const CFS_QUOTA_MIN = 1000;
+export const CFS_PERIOD_MIN = 1000;
+export const CFS_PERIOD_MAX = 1_000_000;
+export const CFS_QUOTA_MIN = 1000;
 
-const HUGEPAGE_SIZE = /^[1-9][0-9]*[KMG]B$/;
-const UNIFIED_KEY = /^[a-z][a-z0-9_]*\.[a-z0-9_.]+$/;
+export const HUGEPAGE_SIZE = /^[1-9][0-9]*[KMG]B$/;
+export const UNIFIED_KEY = /^[a-z][a-z0-9_]*\.[a-z0-9_.]+$/;
 
 /**
  * Huge page limits: every page size must be one the kernel has (kubelet sends all of them, 0 for

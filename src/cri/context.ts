@@ -46,4 +46,9 @@ export interface CriContext {
   sandboxes: SandboxManager;
   containers: ContainerManager;
   streaming: StreamingServer;
+  /**
+   * Checks every request before its RPC runs (server.ts sets it: unknown enum values); throws
+   * InvalidArgumentError naming the field.
+   */
+  checkRequest?: (method: string, request: unknown) => void;
 }

@@ -47,18 +47,23 @@ const idFields: Readonly<Record<string, string>> = {
   container_id: 'containerId',
 };
 
+/** Longest id or image logged and shown in the in-flight table (a hostile one may be megabytes). */
+const MAX_LOGGED_CHARS = 256;
+
+const logged = (s: string): string => (s.length <= MAX_LOGGED_CHARS ? s : `${s.slice(0, MAX_LOGGED_CHARS)}…`);
+
 function objectsOf(req: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (typeof req !== 'object' || req === null) return out;
   const fields = req as Record<string, unknown>;
   for (const [field, key] of Object.entries(idFields)) {
     const v = fields[field];
-    if (typeof v === 'string' && v !== '') out[key] = v;
+    if (typeof v === 'string' && v !== '') out[key] = logged(v);
   }
   const image = fields.image;
   if (typeof image === 'object' && image !== null) {
     const ref = (image as Record<string, unknown>).image;
-    if (typeof ref === 'string' && ref !== '') out.image = ref;
+    if (typeof ref === 'string' && ref !== '') out.image = logged(ref);
   }
   return out;
 }
@@ -102,7 +107,7 @@ function finish(ctx: CriContext, f: Finished): ReturnType<typeof toGrpcStatus>['
     ctx.log.error({ ...fields, code: codeName(code), err: error, ...error.details }, 'rpc failed');
   } else {
     // A client error: the message says it all; a stack trace would only be noise.
-    ctx.log.warn({ ...fields, code: codeName(code), error: error.message, ...error.details }, 'rpc failed');
+    ctx.log.warn({ ...fields, code: codeName(code), error: status.details, ...error.details }, 'rpc failed');
   }
   return status;
 }
@@ -117,7 +122,10 @@ export function unary<Req, Res>(
     const started = performance.now();
     const inflightId = ctx.inflight.begin(method, objects);
     const { scope, dispose } = scopeFor(call);
-    const run = async (): Promise<Res> => impl(call.request, scope);
+    const run = async (): Promise<Res> => {
+      ctx.checkRequest?.(method, call.request);
+      return impl(call.request, scope);
+    };
     run().then(
       (res) => {
         dispose();
@@ -168,7 +176,10 @@ export function serverStream<Req, Res>(
         scope.signal.addEventListener('abort', done);
         until?.addEventListener('abort', done);
       });
-    const run = async (): Promise<void> => impl(call.request, send, { ...scope, drained });
+    const run = async (): Promise<void> => {
+      ctx.checkRequest?.(method, call.request);
+      return impl(call.request, send, { ...scope, drained });
+    };
     run().then(
       () => {
         dispose();

@@ -9,7 +9,7 @@ import type { RuntimeServiceHandlers } from '../generated/runtime/v1/RuntimeServ
 import { UnimplementedError } from '../errors.js';
 import type { CriContext } from './context.js';
 import { unary } from './handler.js';
-import { requireString } from './validate.js';
+import { requireId } from './limits.js';
 
 type Check<Req> = (req: Req) => void;
 
@@ -34,7 +34,7 @@ function pendingUnary<Req, Res>(
 }
 
 const containerId = (r: { container_id: string }): void => {
-  requireString(r.container_id, 'container_id');
+  requireId(r.container_id, 'container_id');
 };
 
 /** RuntimeService RPCs without an implementation yet; server.ts must provide every other one. */

@@ -6,7 +6,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { loadPackageDefinition } from '@grpc/grpc-js';
-import { load, type Options } from '@grpc/proto-loader';
+import { load, type Options, type PackageDefinition } from '@grpc/proto-loader';
 import type { ProtoGrpcType } from '../generated/api.js';
 
 export const protoLoaderOptions: Options = {
@@ -20,7 +20,11 @@ export const protoLoaderOptions: Options = {
 /** The compiled module lives in dist/src/cri/; the proto stays at the top of the checkout or install. */
 export const criProtoPath = fileURLToPath(new URL('../../../proto/runtime/v1/api.proto', import.meta.url));
 
-export async function loadCriProto(): Promise<ProtoGrpcType> {
-  const definition = await load(criProtoPath, protoLoaderOptions);
-  return loadPackageDefinition(definition) as unknown as ProtoGrpcType;
+/** The proto's definition as proto-loader reads it (with each message's descriptor). */
+export function loadCriDefinition(): Promise<PackageDefinition> {
+  return load(criProtoPath, protoLoaderOptions);
+}
+
+export async function loadCriProto(definition?: PackageDefinition): Promise<ProtoGrpcType> {
+  return loadPackageDefinition(definition ?? (await loadCriDefinition())) as unknown as ProtoGrpcType;
 }

@@ -20,7 +20,9 @@ import { pendingRuntimeHandlers } from './pending.js';
 import { exec } from './runtime/exec.js';
 import { attach } from './runtime/attach.js';
 import { portForward } from './runtime/port-forward.js';
-import { loadCriProto } from './proto.js';
+import { loadCriDefinition, loadCriProto } from './proto.js';
+import { unknownEnumCheck } from './unknown-enums.js';
+import { LIMITS } from './limits.js';
 import { runtimeConfig } from './runtime/runtime-config.js';
 import { status } from './runtime/status.js';
 import { version } from './runtime/version.js';
@@ -51,8 +53,8 @@ import { stopContainer } from './runtime/stop-container.js';
 import { stopPodSandbox } from './runtime/stop-pod-sandbox.js';
 import { prepareSocketPath, removeSocket } from './socket.js';
 
-/** kubelet's own limit for CRI messages. */
-const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+/** kubelet's own limit for CRI messages (docs/limits.md). */
+const MAX_MESSAGE_BYTES = LIMITS.messageBytes;
 
 export interface CriServer {
   /** Stops accepting calls, waits up to `graceMs` for in-flight ones, then cancels the rest. */
@@ -131,11 +133,13 @@ export interface CriSocketOptions {
 }
 
 export async function startCriServer(
-  ctx: CriContext,
+  criContext: CriContext,
   socketPath: string,
   opts: CriSocketOptions = {},
 ): Promise<CriServer> {
-  const proto = await loadCriProto();
+  const definition = await loadCriDefinition();
+  const proto = await loadCriProto(definition);
+  const ctx: CriContext = { ...criContext, checkRequest: unknownEnumCheck(definition) };
   const server = new Server({
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,

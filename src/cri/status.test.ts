@@ -19,7 +19,7 @@ import {
   errorClasses,
   type CrispError,
 } from '../errors.js';
-import { grpcCodeFor, toGrpcStatus } from './status.js';
+import { MAX_DETAILS_CHARS, grpcCodeFor, toGrpcStatus } from './status.js';
 
 /** One instance of every class, built with representative arguments. */
 const samples: CrispError[] = [
@@ -83,6 +83,18 @@ describe('error to gRPC status mapping', () => {
     assert.ok(mapped.error instanceof InternalError);
     assert.equal(toGrpcStatus('a string').status.code, GrpcCode.INTERNAL);
     assert.equal(toGrpcStatus(undefined).status.code, GrpcCode.INTERNAL);
+  });
+
+  it('cuts a message quoting a huge request to a size every client takes', () => {
+    const huge = new NotFoundError('container', 'x'.repeat(1 << 20));
+    const details = toGrpcStatus(huge).status.details;
+    assert.ok(details.length < MAX_DETAILS_CHARS + 100, `${details.length} characters`);
+    assert.match(details, /^container "xxx/);
+    assert.match(details, /more characters cut\)$/);
+    assert.equal(
+      toGrpcStatus(new NotFoundError('container', 'abc')).status.details,
+      'container "abc" not found',
+    );
   });
 
   it('is documented: docs/errors.md lists every class and code', async () => {

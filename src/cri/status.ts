@@ -37,6 +37,18 @@ export interface MappedError {
   status: Pick<StatusObject, 'code' | 'details' | 'metadata'>;
 }
 
+/**
+ * The longest status message sent. The message travels in an HTTP/2 header (grpc-message), and
+ * clients refuse header blocks past 16..64 KiB; a message quoting a hostile request must not
+ * make the client drop the answer.
+ */
+export const MAX_DETAILS_CHARS = 4096;
+
+function bounded(details: string): string {
+  if (details.length <= MAX_DETAILS_CHARS) return details;
+  return `${details.slice(0, MAX_DETAILS_CHARS)}… (${details.length - MAX_DETAILS_CHARS} more characters cut)`;
+}
+
 /** Turns anything thrown by a handler into the status sent to the client. */
 export function toGrpcStatus(thrown: unknown): MappedError {
   const error = toCrispError(thrown);
@@ -45,5 +57,5 @@ export function toGrpcStatus(thrown: unknown): MappedError {
     error.code === 'INTERNAL'
       ? `internal error in crisp: ${error.message}; the daemon log has the details`
       : error.message;
-  return { error, status: { code, details, metadata: new Metadata() } };
+  return { error, status: { code, details: bounded(details), metadata: new Metadata() } };
 }

@@ -203,6 +203,11 @@ export interface ExecSyncResult {
   truncated: boolean;
 }
 
+/** The longest delay a Node timer takes (2^31 - 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** conmon parses -T as a C int. */
+const CONMON_TIMEOUT_MAX_SEC = 2 ** 31 - 1;
+
 /** How long past `-T` conmon may take before crisp kills it (and the command) itself. */
 const EXEC_DEADLINE_SLACK_MS = 0;
 
@@ -240,7 +245,7 @@ export async function execSync(opts: ExecSyncOptions): Promise<ExecSyncResult> {
   if (terminal) args.push('-t');
   // conmon's -T is a GLib whole-second timer that can fire up to a second early; crisp keeps the
   // exact deadline itself (the bound below) and gives conmon one more second as a backstop.
-  if (opts.timeoutSec > 0) args.push('-T', String(opts.timeoutSec + 1));
+  if (opts.timeoutSec > 0) args.push('-T', String(Math.min(opts.timeoutSec + 1, CONMON_TIMEOUT_MAX_SEC)));
   if (opts.systemdCgroup) args.push('-s');
   args.push('--exec-process-spec', specPath, '--runtime-arg', `--root=${opts.runtimeRoot}`);
 
@@ -511,8 +516,10 @@ function bound(
     fail?.(err);
     killing = kill().catch(() => undefined);
   };
+  // Node fires a longer timer at once (TimeoutOverflowWarning): past ~24.8 days, conmon's -T alone
+  // bounds the command.
   const timer =
-    timeoutMs === undefined
+    timeoutMs === undefined || timeoutMs > MAX_TIMER_MS
       ? undefined
       : setTimeout(() => {
           fire(new CommandError(command, undefined, `timed out after ${timeoutMs} ms; killed it`));

@@ -305,7 +305,7 @@ export function renderResolvConf(dns: PodDnsConfig): string | undefined {
 }
 
 /** RFC 1123 host name, at most 64 characters; '' allowed (→ the node's name) for host-network pods. */
-function checkHostname(hostname: string, hostNetwork: boolean): string {
+export function checkHostname(hostname: string, hostNetwork: boolean): string {
   if (hostname === '') {
     if (hostNetwork) return osHostname();
     throw new InvalidArgumentError(

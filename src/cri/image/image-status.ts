@@ -4,13 +4,13 @@ import type { ImageStatusResponse } from '../../generated/runtime/v1/ImageStatus
 import type { ImageService } from '../../image/service.js';
 import { imageVerboseInfo, toCriImage } from '../convert/image.js';
 import type { UnaryImpl } from '../handler.js';
-import { requireMessage, requireString } from '../validate.js';
+import { checkImageSpec } from '../checks.js';
 
 export function imageStatus(
   images: ImageService,
 ): UnaryImpl<ImageStatusRequest__Output, ImageStatusResponse> {
   return async (req) => {
-    const spec = requireString(requireMessage(req.image, 'image').image, 'image.image');
+    const spec = checkImageSpec(req.image, 'image');
     const found = await images.resolve(spec);
     if (!found) return { image: null, info: {} };
     return {

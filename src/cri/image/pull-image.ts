@@ -4,11 +4,21 @@ import type { PullImageResponse } from '../../generated/runtime/v1/PullImageResp
 import type { ImageService } from '../../image/service.js';
 import { toAuthConfigInput } from '../convert/image.js';
 import type { UnaryImpl } from '../handler.js';
-import { requireMessage, requireString } from '../validate.js';
+import { InvalidArgumentError } from '../../errors.js';
+import { parseReference } from '../../image/reference.js';
+import { checkAuth, checkImageSpec, checkPodSandboxConfig } from '../checks.js';
 
 export function pullImage(images: ImageService): UnaryImpl<PullImageRequest__Output, PullImageResponse> {
   return async (req, scope) => {
-    const spec = requireString(requireMessage(req.image, 'image').image, 'image.image');
+    const spec = checkImageSpec(req.image, 'image');
+    checkAuth(req.auth);
+    if (req.sandbox_config) checkPodSandboxConfig(req.sandbox_config, 'sandbox_config');
+    try {
+      // Only a reference can be pulled (never an id); its grammar is the image engine's.
+      parseReference(spec);
+    } catch (err) {
+      throw err instanceof InvalidArgumentError ? new InvalidArgumentError('image.image', err.reason) : err;
+    }
     const id = await images.pull(spec, toAuthConfigInput(req.auth), scope.signal);
     return { image_ref: id };
   };

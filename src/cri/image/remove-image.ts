@@ -3,13 +3,13 @@ import type { RemoveImageRequest__Output } from '../../generated/runtime/v1/Remo
 import type { RemoveImageResponse } from '../../generated/runtime/v1/RemoveImageResponse.js';
 import type { ImageService } from '../../image/service.js';
 import type { UnaryImpl } from '../handler.js';
-import { requireMessage, requireString } from '../validate.js';
+import { checkImageSpec } from '../checks.js';
 
 export function removeImage(
   images: ImageService,
 ): UnaryImpl<RemoveImageRequest__Output, RemoveImageResponse> {
   return async (req) => {
-    const spec = requireString(requireMessage(req.image, 'image').image, 'image.image');
+    const spec = checkImageSpec(req.image, 'image');
     await images.remove(spec);
     return {};
   };

@@ -3,12 +3,12 @@ import type { AttachRequest__Output } from '../../generated/runtime/v1/AttachReq
 import type { AttachResponse } from '../../generated/runtime/v1/AttachResponse.js';
 import type { StreamingServer } from '../../streaming/server.js';
 import type { UnaryImpl } from '../handler.js';
-import { requireString } from '../validate.js';
+import { requireId } from '../limits.js';
 
 export function attach(streaming: StreamingServer): UnaryImpl<AttachRequest__Output, AttachResponse> {
   return async (req) => {
     const url = await streaming.attachUrl({
-      containerId: requireString(req.container_id, 'container_id'),
+      containerId: requireId(req.container_id, 'container_id'),
       tty: req.tty,
       stdin: req.stdin,
       stdout: req.stdout,

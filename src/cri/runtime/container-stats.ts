@@ -16,8 +16,9 @@ import type { ContainerManager } from '../../container/manager.js';
 import { hasLiveCgroup, type StatsReader } from '../../container/stats.js';
 import { FailedPreconditionError } from '../../errors.js';
 import { containerStatsMatches, statsPages, statsSizeEstimate, toContainerStats } from '../convert/stats.js';
+import { checkStatsFilter } from '../checks.js';
 import type { StreamImpl, UnaryImpl } from '../handler.js';
-import { requireString } from '../validate.js';
+import { requireId } from '../limits.js';
 import { refreshedAppContainer } from './container-status.js';
 
 export function containerStats(
@@ -25,7 +26,7 @@ export function containerStats(
   reader: StatsReader,
 ): UnaryImpl<ContainerStatsRequest__Output, ContainerStatsResponse> {
   return async (req) => {
-    const c = await refreshedAppContainer(containers, requireString(req.container_id, 'container_id'));
+    const c = await refreshedAppContainer(containers, requireId(req.container_id, 'container_id'));
     if (!hasLiveCgroup(c)) {
       throw new FailedPreconditionError(
         `container "${c.config.id}" is ${c.state.state}: statistics are only available while it runs`,
@@ -41,6 +42,7 @@ export function listContainerStats(
   reader: StatsReader,
 ): UnaryImpl<ListContainerStatsRequest__Output, ListContainerStatsResponse> {
   return async (req) => {
+    checkStatsFilter(req.filter);
     const matching = containers.list().filter((c) => containerStatsMatches(c, req.filter));
     const samples = await reader.readContainersStats(matching);
     return {
@@ -58,6 +60,7 @@ export function streamContainerStats(
   reader: StatsReader,
 ): StreamImpl<StreamContainerStatsRequest__Output, StreamContainerStatsResponse> {
   return async (req, send, { signal }) => {
+    checkStatsFilter(req.filter);
     const matching = containers.list().filter((c) => containerStatsMatches(c, req.filter));
     const pages = statsPages(matching, (c) => statsSizeEstimate(c.config));
     if (pages.length === 0) send({ container_stats: [] });

@@ -8,7 +8,7 @@ import type { ContainerManager, StoredContainer } from '../../container/manager.
 import { NotFoundError } from '../../errors.js';
 import { containerVerboseInfo, toContainerStatus } from '../convert/container.js';
 import type { UnaryImpl } from '../handler.js';
-import { requireString } from '../validate.js';
+import { requireId } from '../limits.js';
 
 /**
  * The application container `id` (an id or unique prefix) with its state just read from the
@@ -28,7 +28,7 @@ export function containerStatus(
   containers: ContainerManager,
 ): UnaryImpl<ContainerStatusRequest__Output, ContainerStatusResponse> {
   return async (req) => {
-    const c = await refreshedAppContainer(containers, requireString(req.container_id, 'container_id'));
+    const c = await refreshedAppContainer(containers, requireId(req.container_id, 'container_id'));
     return {
       status: toContainerStatus(c),
       info: req.verbose

@@ -17,6 +17,8 @@ import type { ImageMountInput, SandboxManager } from '../../sandbox/manager.js';
 import type { JsonValue } from '../../sandbox/manager.js';
 import type { UnaryImpl } from '../handler.js';
 import { requireMessage, requireString } from '../validate.js';
+import { checkContainerConfig, checkPodSandboxConfig } from '../checks.js';
+import { requireId } from '../limits.js';
 import { resourcesFromCri } from '../convert/resources.js';
 import { idMapRanges, usernsFromCri } from '../convert/userns.js';
 
@@ -231,8 +233,11 @@ export function createContainer(
   sandboxes: SandboxManager,
 ): UnaryImpl<CreateContainerRequest__Output, CreateContainerResponse> {
   return async (req, scope) => {
-    const sandboxId = requireString(req.pod_sandbox_id, 'pod_sandbox_id');
+    const sandboxId = requireId(req.pod_sandbox_id, 'pod_sandbox_id');
     const config = requireMessage(req.config, 'config');
+    // Sizes, counts, characters and paths first: nothing below sees a malformed field.
+    checkContainerConfig(config, 'config');
+    if (req.sandbox_config) checkPodSandboxConfig(req.sandbox_config, 'sandbox_config');
     const meta = requireMessage(config.metadata, 'config.metadata');
     const name = requireString(meta.name, 'config.metadata.name');
     const image = requireString(requireMessage(config.image, 'config.image').image, 'config.image.image');

@@ -3,12 +3,14 @@ import type { ExecRequest__Output } from '../../generated/runtime/v1/ExecRequest
 import type { ExecResponse } from '../../generated/runtime/v1/ExecResponse.js';
 import type { StreamingServer } from '../../streaming/server.js';
 import type { UnaryImpl } from '../handler.js';
-import { requireString } from '../validate.js';
+import { checkCmd } from '../checks.js';
+import { requireId } from '../limits.js';
 
 export function exec(streaming: StreamingServer): UnaryImpl<ExecRequest__Output, ExecResponse> {
   return async (req) => {
+    checkCmd(req.cmd);
     const url = await streaming.execUrl({
-      containerId: requireString(req.container_id, 'container_id'),
+      containerId: requireId(req.container_id, 'container_id'),
       cmd: req.cmd,
       tty: req.tty,
       stdin: req.stdin,

@@ -5,6 +5,7 @@ import type { StreamContainersRequest__Output } from '../../generated/runtime/v1
 import type { StreamContainersResponse } from '../../generated/runtime/v1/StreamContainersResponse.js';
 import type { ContainerManager } from '../../container/manager.js';
 import { containerMatches, toContainer } from '../convert/container.js';
+import { checkContainerFilter } from '../checks.js';
 import type { StreamImpl, UnaryImpl } from '../handler.js';
 
 const PAGE = 500;
@@ -12,19 +13,22 @@ const PAGE = 500;
 export function listContainers(
   containers: ContainerManager,
 ): UnaryImpl<ListContainersRequest__Output, ListContainersResponse> {
-  return (req) =>
-    Promise.resolve({
+  return (req) => {
+    checkContainerFilter(req.filter);
+    return Promise.resolve({
       containers: containers
         .list()
         .filter((c) => containerMatches(c, req.filter))
         .map(toContainer),
     });
+  };
 }
 
 export function streamContainers(
   containers: ContainerManager,
 ): StreamImpl<StreamContainersRequest__Output, StreamContainersResponse> {
   return (req, send) => {
+    checkContainerFilter(req.filter);
     const all = containers
       .list()
       .filter((c) => containerMatches(c, req.filter))

@@ -23,8 +23,9 @@ import {
   statsSizeEstimate,
   toPodSandboxStats,
 } from '../convert/stats.js';
+import { checkStatsFilter } from '../checks.js';
 import type { StreamImpl, UnaryImpl } from '../handler.js';
-import { requireString } from '../validate.js';
+import { requireId } from '../limits.js';
 import { mapLimit } from '../../util/map-limit.js';
 
 /** Running application containers, by pod id. */
@@ -69,7 +70,7 @@ export function podSandboxStats(
   reader: StatsReader,
 ): UnaryImpl<PodSandboxStatsRequest__Output, PodSandboxStatsResponse> {
   return async (req) => {
-    const view = await sandboxes.status(requireString(req.pod_sandbox_id, 'pod_sandbox_id'));
+    const view = await sandboxes.status(requireId(req.pod_sandbox_id, 'pod_sandbox_id'));
     const id = view.sandbox.config.id;
     if (!view.ready) {
       throw new FailedPreconditionError(
@@ -99,6 +100,7 @@ export function listPodSandboxStats(
   reader: StatsReader,
 ): UnaryImpl<ListPodSandboxStatsRequest__Output, ListPodSandboxStatsResponse> {
   return async (req) => {
+    checkStatsFilter(req.filter);
     const views = sandboxes.list().filter((v) => podSandboxStatsMatches(v, req.filter));
     return { stats: await readPods(views, runningAppsByPod(containers), reader) };
   };
@@ -111,6 +113,7 @@ export function streamPodSandboxStats(
   reader: StatsReader,
 ): StreamImpl<StreamPodSandboxStatsRequest__Output, StreamPodSandboxStatsResponse> {
   return async (req, send, { signal }) => {
+    checkStatsFilter(req.filter);
     const views = sandboxes.list().filter((v) => podSandboxStatsMatches(v, req.filter));
     const byPod = runningAppsByPod(containers);
     const sizeOf = (v: SandboxView): number =>

@@ -4,13 +4,13 @@ import type { PodSandboxStatusResponse } from '../../generated/runtime/v1/PodSan
 import type { SandboxManager } from '../../sandbox/manager.js';
 import { sandboxVerboseInfo, toPodSandboxStatus } from '../convert/sandbox.js';
 import type { UnaryImpl } from '../handler.js';
-import { requireString } from '../validate.js';
+import { requireId } from '../limits.js';
 
 export function podSandboxStatus(
   sandboxes: SandboxManager,
 ): UnaryImpl<PodSandboxStatusRequest__Output, PodSandboxStatusResponse> {
   return async (req) => {
-    const view = await sandboxes.status(requireString(req.pod_sandbox_id, 'pod_sandbox_id'));
+    const view = await sandboxes.status(requireId(req.pod_sandbox_id, 'pod_sandbox_id'));
     return {
       status: toPodSandboxStatus(view),
       info: req.verbose ? sandboxVerboseInfo(view) : {},

@@ -4,13 +4,13 @@ import type { RemoveContainerResponse } from '../../generated/runtime/v1/RemoveC
 import type { ContainerManager } from '../../container/manager.js';
 import { FailedPreconditionError } from '../../errors.js';
 import type { UnaryImpl } from '../handler.js';
-import { requireString } from '../validate.js';
+import { requireId } from '../limits.js';
 
 export function removeContainer(
   containers: ContainerManager,
 ): UnaryImpl<RemoveContainerRequest__Output, RemoveContainerResponse> {
   return async (req) => {
-    const id = requireString(req.container_id, 'container_id');
+    const id = requireId(req.container_id, 'container_id');
     const c = containers.find(id);
     if (c?.config.kind === 'infra') {
       throw new FailedPreconditionError(

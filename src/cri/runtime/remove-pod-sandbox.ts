@@ -3,13 +3,13 @@ import type { RemovePodSandboxRequest__Output } from '../../generated/runtime/v1
 import type { RemovePodSandboxResponse } from '../../generated/runtime/v1/RemovePodSandboxResponse.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import type { UnaryImpl } from '../handler.js';
-import { requireString } from '../validate.js';
+import { requireId } from '../limits.js';
 
 export function removePodSandbox(
   sandboxes: SandboxManager,
 ): UnaryImpl<RemovePodSandboxRequest__Output, RemovePodSandboxResponse> {
   return async (req) => {
-    await sandboxes.remove(requireString(req.pod_sandbox_id, 'pod_sandbox_id'));
+    await sandboxes.remove(requireId(req.pod_sandbox_id, 'pod_sandbox_id'));
     return {};
   };
 }

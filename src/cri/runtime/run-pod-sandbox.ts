@@ -10,6 +10,8 @@ import type { PortMapping__Output } from '../../generated/runtime/v1/PortMapping
 import type { UnaryImpl } from '../handler.js';
 import { requireMessage, requireString } from '../validate.js';
 import { usernsFromCri } from '../convert/userns.js';
+import { checkPodSandboxConfig } from '../checks.js';
+import { checkPrintable } from '../limits.js';
 
 /**
  * The port mappings CNI's portmap gets: those with a host port (kubelet also lists container ports
@@ -45,6 +47,9 @@ export function runPodSandbox(
 ): UnaryImpl<RunPodSandboxRequest__Output, RunPodSandboxResponse> {
   return async (req, scope) => {
     const config = requireMessage(req.config, 'config');
+    // Sizes, counts and characters first: nothing below sees an oversized or malformed field.
+    checkPodSandboxConfig(config, 'config');
+    checkPrintable(req.runtime_handler, 'runtime_handler', 256);
     const meta = requireMessage(config.metadata, 'config.metadata');
     const name = requireString(meta.name, 'config.metadata.name');
     const namespace = requireString(meta.namespace, 'config.metadata.namespace');

@@ -4,13 +4,13 @@ import type { UpdatePodSandboxResourcesResponse } from '../../generated/runtime/
 import type { JsonValue, SandboxManager } from '../../sandbox/manager.js';
 import { resourcesFromCri } from '../convert/resources.js';
 import type { UnaryImpl } from '../handler.js';
-import { requireString } from '../validate.js';
+import { requireId } from '../limits.js';
 
 export function updatePodSandboxResources(
   sandboxes: SandboxManager,
 ): UnaryImpl<UpdatePodSandboxResourcesRequest__Output, UpdatePodSandboxResourcesResponse> {
   return async (req) => {
-    const id = requireString(req.pod_sandbox_id, 'pod_sandbox_id');
+    const id = requireId(req.pod_sandbox_id, 'pod_sandbox_id');
     const resources = req.resources ? resourcesFromCri(req.resources, 'resources') : undefined;
     const overhead = req.overhead ? resourcesFromCri(req.overhead, 'overhead') : undefined;
     const asReceived = JSON.parse(

@@ -4,12 +4,17 @@ import type { UpdateRuntimeConfigResponse } from '../../generated/runtime/v1/Upd
 import type { SandboxManager } from '../../sandbox/manager.js';
 import { parsePodCidrs } from '../../sandbox/pod-cidr.js';
 import type { UnaryImpl } from '../handler.js';
+import { checkPrintable } from '../limits.js';
 
 export function updateRuntimeConfig(
   sandboxes: SandboxManager,
 ): UnaryImpl<UpdateRuntimeConfigRequest__Output, UpdateRuntimeConfigResponse> {
   return async (req) => {
-    const cidr = req.runtime_config?.network_config?.pod_cidr ?? '';
+    const cidr = checkPrintable(
+      req.runtime_config?.network_config?.pod_cidr ?? '',
+      'runtime_config.network_config.pod_cidr',
+      1024,
+    );
     // An empty pod CIDR carries nothing to change (kubelet sends one once the node has it).
     const cidrs = parsePodCidrs(cidr, 'runtime_config.network_config.pod_cidr');
     if (cidrs.length > 0) await sandboxes.setPodCidrs(cidrs);
