@@ -13,10 +13,11 @@
  *   directory only once nothing is mounted below it (rm never crosses into a mount).
  * Only entries named like crisp ids (64 hex; exec dirs `exec-*` / `stream-*`) are considered.
  */
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import type { Logger } from '../log/logger.js';
 import { Runc } from '../oci/runc.js';
 import { CommandFailure, runCommand } from '../util/command.js';
+import { processArgv } from '../util/proc.js';
 import {
   agedEntries,
   argValue,
@@ -72,14 +73,7 @@ export function hostOps(settings: ContainerOrphanSettings, log: Logger): Contain
   });
   return {
     conmons: (root) => listProcesses((argv) => isConmonFor(argv, root)),
-    argvOf: async (pid) => {
-      try {
-        const raw = await readFile(`/proc/${pid}/cmdline`, 'utf8');
-        return raw.replace(/\0$/, '').split('\0');
-      } catch {
-        return undefined;
-      }
-    },
+    argvOf: processArgv,
     kill: (pid) => {
       try {
         process.kill(pid, 'SIGKILL');

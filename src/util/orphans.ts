@@ -11,6 +11,7 @@
  * either a leftover or already being removed by its owner (both ends are idempotent).
  */
 import { lstat, readFile, readdir } from 'node:fs/promises';
+import { CLK_TCK, bootTimeNs, startTicksOf } from './proc.js';
 import { join } from 'node:path';
 
 export const ORPHAN_KINDS = [
@@ -90,23 +91,6 @@ export interface HostProcess {
   startedAtMs: number;
 }
 
-/** Linux reports process start times in clock ticks; USER_HZ is 100 on every mainstream arch. */
-const CLOCK_TICKS_PER_SECOND = 100;
-
-async function bootTimeMs(): Promise<number> {
-  const stat = await readFile('/proc/stat', 'utf8');
-  const m = /^btime (\d+)$/m.exec(stat);
-  return m?.[1] === undefined ? 0 : Number(m[1]) * 1000;
-}
-
-/** The start time field (22nd) of a /proc/<pid>/stat line, in clock ticks since boot. */
-export function startTicksOf(statLine: string): number | undefined {
-  // The command name (field 2) is in parentheses and may hold spaces or ')'.
-  const rest = statLine.slice(statLine.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(rest[19]);
-  return Number.isFinite(ticks) ? ticks : undefined;
-}
-
 /**
  * Every process whose argv matches `filter` (checked on the command line before anything else
  * is read). Processes that end while being read are skipped.
@@ -115,7 +99,7 @@ export async function listProcesses(
   filter: (argv: readonly string[]) => boolean,
   procDir = '/proc',
 ): Promise<HostProcess[]> {
-  const boot = await bootTimeMs();
+  const boot = Number((await bootTimeNs()) / 1_000_000n);
   const out: HostProcess[] = [];
   for (const name of await readdir(procDir)) {
     if (!/^\d+$/.test(name)) continue;
@@ -126,7 +110,7 @@ export async function listProcesses(
       if (!filter(argv)) continue;
       const ticks = startTicksOf(await readFile(join(procDir, name, 'stat'), 'utf8'));
       if (ticks === undefined) continue;
-      out.push({ pid: Number(name), argv, startedAtMs: boot + (ticks * 1000) / CLOCK_TICKS_PER_SECOND });
+      out.push({ pid: Number(name), argv, startedAtMs: boot + (ticks * 1000) / CLK_TCK });
     } catch {
       // gone meanwhile
     }

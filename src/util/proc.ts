@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 
 /** Clock ticks per second for /proc/<pid>/stat times (USER_HZ; 100 on every Linux architecture crisp runs on). */
-const CLK_TCK = 100n;
+export const CLK_TCK = 100;
 
 /** The node's boot time (btime in /proc/stat), in nanoseconds since the epoch. */
 export async function bootTimeNs(): Promise<bigint> {
@@ -17,25 +17,23 @@ export async function bootTimeNs(): Promise<bigint> {
   return BigInt(seconds) * 1_000_000_000n;
 }
 
-/** Field 22 of /proc/<pid>/stat (start time in clock ticks after boot), or undefined if gone. */
-async function startTicks(pid: number): Promise<bigint | undefined> {
-  let text: string;
-  try {
-    text = await readFile(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
+/** Field 22 of a /proc/<pid>/stat line: the start time in clock ticks after boot. */
+export function startTicksOf(statLine: string): number | undefined {
   // The command name (field 2) may contain spaces and parentheses: fields restart after the last ')'.
-  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  const ticks = rest[19];
-  return ticks === undefined || !/^\d+$/.test(ticks) ? undefined : BigInt(ticks);
+  const ticks = statLine.slice(statLine.lastIndexOf(')') + 2).split(' ')[19];
+  return ticks === undefined || !/^\d+$/.test(ticks) ? undefined : Number(ticks);
 }
 
 /** When `pid` started, in nanoseconds since the epoch (10 ms resolution), or undefined if it is gone. */
 export async function processStartedAtNs(pid: number): Promise<bigint | undefined> {
-  const ticks = await startTicks(pid);
+  let ticks: number | undefined;
+  try {
+    ticks = startTicksOf(await readFile(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return undefined;
+  }
   if (ticks === undefined) return undefined;
-  return (await bootTimeNs()) + (ticks * 1_000_000_000n) / CLK_TCK;
+  return (await bootTimeNs()) + (BigInt(ticks) * 1_000_000_000n) / BigInt(CLK_TCK);
 }
 
 /** The argv of `pid`, or undefined if it is gone (or a zombie, whose cmdline is empty). */
