@@ -5,21 +5,9 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
 import { credentialsFromAuthConfig, loadAuthFile, parseAuthFile, registryHost } from './auth.js';
-import type { AuthConfigInput } from './types.js';
+import { authConfig } from './auth-fixtures.js';
 
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
-
-function authConfig(fields: Partial<AuthConfigInput>): AuthConfigInput {
-  return {
-    username: '',
-    password: '',
-    auth: '',
-    serverAddress: '',
-    identityToken: '',
-    registryToken: '',
-    ...fields,
-  };
-}
 
 describe('credentialsFromAuthConfig', () => {
   it('gives nothing for no or an empty AuthConfig', () => {

@@ -27,7 +27,7 @@ import { OCI_MANIFEST } from './media-types.js';
 import { parseRegistriesConf } from './registries.js';
 import { RegistryClient } from './registry-client.js';
 import { ImageService } from './service.js';
-import type { AuthConfigInput } from './types.js';
+import { authConfig } from './auth-fixtures.js';
 
 const USER = 'alice';
 const PASSWORD = 'pa55-W0rd-never-logged';
@@ -139,25 +139,15 @@ describe('registry credentials stay out of logs and errors', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const auth = (a: Partial<AuthConfigInput>): AuthConfigInput => ({
-    username: '',
-    password: '',
-    auth: '',
-    serverAddress: '',
-    identityToken: '',
-    registryToken: '',
-    ...a,
-  });
-
   it('a pull with a username and password, then with base64 auth: nothing secret logged', async () => {
     const id = await service.pull(
       `${endpoint}/team/app:v1`,
-      auth({ username: USER, password: PASSWORD }),
+      authConfig({ username: USER, password: PASSWORD }),
       new AbortController().signal,
     );
     assert.match(id, /^sha256:[0-9a-f]{64}$/);
     await service.remove(id);
-    await service.pull(`${endpoint}/team/app:v1`, auth({ auth: BASIC }), new AbortController().signal);
+    await service.pull(`${endpoint}/team/app:v1`, authConfig({ auth: BASIC }), new AbortController().signal);
     assert.match(capture.text, /pulled image/, 'the pull was logged at all');
     assert.match(capture.text, /bearer token/, 'the token exchange was logged at all');
     noSecretIn('the log', capture.text);
@@ -168,7 +158,7 @@ describe('registry credentials stay out of logs and errors', () => {
     const err = await service
       .pull(
         `${endpoint}/team/app:v2`,
-        auth({ username: USER, password: wrong }),
+        authConfig({ username: USER, password: wrong }),
         new AbortController().signal,
       )
       .then(

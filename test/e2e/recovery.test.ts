@@ -63,6 +63,11 @@ describe('recovery after SIGKILL at any step', () => {
         60_000,
       )
     ).container_id;
+  const createStarted = async (pod: Pod, name: string, command: string[]) => {
+    const id = await create(pod, name, command);
+    await cri.runtime.StartContainer({ container_id: id });
+    return id;
+  };
   const status = async (id: string) => (await cri.runtime.ContainerStatus({ container_id: id })).status;
   const podState = async (id: string) =>
     (await cri.runtime.PodSandboxStatus({ pod_sandbox_id: id })).status?.state;
@@ -169,8 +174,7 @@ describe('recovery after SIGKILL at any step', () => {
       assert.deepEqual(await containersNamed(base.id, name), [], 'the half-made container is gone');
       assert.equal(await podState(base.id), 'SANDBOX_READY', 'its pod is still ready');
       await assertNoLeaks(setup.crisp, failpoint);
-      const id = await create(base, name, ['sleep', '1000']);
-      await cri.runtime.StartContainer({ container_id: id });
+      const id = await createStarted(base, name, ['sleep', '1000']);
       assert.equal((await status(id))?.state, 'CONTAINER_RUNNING');
       await cri.runtime.RemoveContainer({ container_id: id }, 60_000);
       await assertNoLeaks(setup.crisp, `${failpoint}, after the retry`);
@@ -198,8 +202,7 @@ describe('recovery after SIGKILL at any step', () => {
   it('StopContainer killed after the stop signal: still running, same pid; a second stop works', async () => {
     const failpoint = 'stop-app:after-signal';
     // sleep as pid 1 ignores SIGTERM: only the escalation would end it.
-    const id = await create(base, 'stubborn', ['sleep', '1000']);
-    await cri.runtime.StartContainer({ container_id: id });
+    const id = await createStarted(base, 'stubborn', ['sleep', '1000']);
     const pid = (await debugState(setup.crisp)).containers.find((c) => c.id === id)?.pid;
     await crashAt(failpoint, () => cri.runtime.StopContainer({ container_id: id, timeout: '30' }, 60_000));
     assert.equal((await status(id))?.state, 'CONTAINER_RUNNING');
@@ -213,8 +216,7 @@ describe('recovery after SIGKILL at any step', () => {
 
   it('StopContainer killed right after SIGKILL: EXITED 137 from conmon’s exit file', async () => {
     const failpoint = 'stop-app:after-kill';
-    const id = await create(base, 'killed', ['sleep', '1000']);
-    await cri.runtime.StartContainer({ container_id: id });
+    const id = await createStarted(base, 'killed', ['sleep', '1000']);
     await crashAt(failpoint, () => cri.runtime.StopContainer({ container_id: id, timeout: '0' }, 60_000));
     const s = await status(id);
     assert.equal(s?.state, 'CONTAINER_EXITED');
@@ -227,8 +229,7 @@ describe('recovery after SIGKILL at any step', () => {
 
   it('RemoveContainer killed after recording removing: finished by recovery', async () => {
     const failpoint = 'remove-app:after-removing';
-    const id = await create(base, 'doomed', ['sleep', '1000']);
-    await cri.runtime.StartContainer({ container_id: id });
+    const id = await createStarted(base, 'doomed', ['sleep', '1000']);
     await crashAt(failpoint, () => cri.runtime.RemoveContainer({ container_id: id }, 60_000));
     assert.deepEqual(await containersNamed(base.id, 'doomed'), []);
     await assertNoLeaks(setup.crisp, failpoint);
@@ -239,8 +240,7 @@ describe('recovery after SIGKILL at any step', () => {
   for (const failpoint of ['stop-pod:after-containers', 'stop-pod:after-cni-del']) {
     it(`StopPodSandbox killed at ${failpoint}: finished by recovery (NOTREADY, network released)`, async () => {
       const pod = await runPod();
-      const ctr = await create(pod, 'app', ['sleep', '1000']);
-      await cri.runtime.StartContainer({ container_id: ctr });
+      const ctr = await createStarted(pod, 'app', ['sleep', '1000']);
       await crashAt(failpoint, () => cri.runtime.StopPodSandbox({ pod_sandbox_id: pod.id }, 60_000));
       assert.equal(await podState(pod.id), 'SANDBOX_NOTREADY');
       assert.equal((await status(ctr))?.state, 'CONTAINER_EXITED');
@@ -255,10 +255,10 @@ describe('recovery after SIGKILL at any step', () => {
   for (const failpoint of ['remove-pod:after-containers', 'remove-pod:after-netns']) {
     it(`RemovePodSandbox killed at ${failpoint}: finished by recovery`, async () => {
       const pod = await runPod();
-      const ctr = await create(pod, 'app', ['sleep', '1000']);
-      await cri.runtime.StartContainer({ container_id: ctr });
+      await createStarted(pod, 'app', ['sleep', '1000']);
       await crashAt(failpoint, () => cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id }, 60_000));
       assert.deepEqual(await podsNamed(pod.config.metadata.name), []);
+      assert.deepEqual(await containersNamed(pod.id, 'app'), [], 'its container is gone too');
       await assertNoLeaks(setup.crisp, failpoint);
       await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id }, 60_000);
       passed.push(failpoint);
@@ -280,12 +280,11 @@ describe('recovery after SIGKILL at any step', () => {
 
   it('keeps a running container’s pid, start time and log across 3 restarts', async () => {
     const pod = await runPod();
-    const id = await create(pod, 'ticker', [
+    const id = await createStarted(pod, 'ticker', [
       'sh',
       '-c',
       'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done',
     ]);
-    await cri.runtime.StartContainer({ container_id: id });
     const first = await status(id);
     const pid = (await debugState(setup.crisp)).containers.find((c) => c.id === id)?.pid;
     assert.ok(typeof pid === 'number' && pid > 0);
@@ -313,8 +312,7 @@ describe('recovery after SIGKILL at any step', () => {
 
   it('reports a container that exited while crisp was down with its real exit code and time', async () => {
     const pod = await runPod();
-    const id = await create(pod, 'brief', ['sh', '-c', 'sleep 1; exit 7']);
-    await cri.runtime.StartContainer({ container_id: id });
+    const id = await createStarted(pod, 'brief', ['sh', '-c', 'sleep 1; exit 7']);
     cri.close();
     await setup.crisp.kill();
     const down = BigInt(Date.now()) * 1_000_000n;
@@ -366,8 +364,7 @@ describe('recovery after SIGKILL at any step', () => {
 
   it('after a node restart (run dir gone): containers EXITED (255, Unknown), pods NOTREADY, then removed cleanly', async () => {
     const pod = await runPod();
-    const id = await create(pod, 'app', ['sleep', '1000']);
-    await cri.runtime.StartContainer({ container_id: id });
+    const id = await createStarted(pod, 'app', ['sleep', '1000']);
     const ready = (await cri.runtime.ListPodSandbox({})).items.filter((p) => p.state === 'SANDBOX_READY');
     cri.close();
     await setup.crisp.kill();
