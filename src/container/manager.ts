@@ -456,10 +456,7 @@ export class ContainerManager {
       .putContainerConfig(config)
       .putContainerState(id, { state: 'configured', updatedAt: createdAt })
       .putName(req.nameKey, { kind: 'container', id });
-    const intent = this.journal.beginIn(first, 'create-container', id, 'recorded', {
-      sandboxId: req.sandboxId,
-      kind: req.kind,
-    });
+    const intent = this.journal.beginIn(first, 'create-container', id, 'recorded');
     await store.commit(first);
     failpoint(`create-${req.kind}:after-record`);
     try {
@@ -499,7 +496,7 @@ export class ContainerManager {
   ): Promise<void> {
     const bundle = this.bundleDir(id);
     const kind = req.kind;
-    await intent.advance('rootfs', { bundle, containerDir: this.containerDir(id) });
+    await intent.advance('rootfs');
     await mkdir(bundle, { recursive: true, mode: 0o711 });
     await mkdir(this.persistDir(id), { recursive: true, mode: 0o700 });
     const obs = this.deps.observer;
@@ -1017,29 +1014,27 @@ export class ContainerManager {
 
   /** sync() under the container's lock; true when an exit was recorded. */
   private async syncLocked(id: string): Promise<boolean> {
-    {
-      const c = this.deps.store.getContainer(id);
-      if (!c || !isActive(c.state.state)) return false;
-      const exit = await readExitFile(this.settings.exitsDir, id);
-      if (!exit) return false;
-      const oom = await hasOomFile(this.persistDir(id));
-      if (oom) this.deps.observer?.oomKilled();
-      const reason = oom ? 'OOMKilled' : exit.exitCode === 0 ? 'Completed' : 'Error';
-      // The exit file's mtime has millisecond precision; never report finishing before starting.
-      const finishedNs = BigInt(msToNs(exit.finishedAt.getTime()));
-      const startedNs = BigInt(c.state.startedAt ?? '0');
-      await this.transition(id, {
-        state: 'stopped',
-        exitCode: exit.exitCode,
-        finishedAt: (finishedNs > startedNs ? finishedNs : startedNs).toString(),
-        reason,
-        pid: undefined,
-      });
-      this.unmonitored.delete(id);
-      this.deps.log.info({ containerId: id, exitCode: exit.exitCode, reason }, 'container exited');
-      await this.cleanup(id);
-      return true;
-    }
+    const c = this.deps.store.getContainer(id);
+    if (!c || !isActive(c.state.state)) return false;
+    const exit = await readExitFile(this.settings.exitsDir, id);
+    if (!exit) return false;
+    const oom = await hasOomFile(this.persistDir(id));
+    if (oom) this.deps.observer?.oomKilled();
+    const reason = oom ? 'OOMKilled' : exit.exitCode === 0 ? 'Completed' : 'Error';
+    // The exit file's mtime has millisecond precision; never report finishing before starting.
+    const finishedNs = BigInt(msToNs(exit.finishedAt.getTime()));
+    const startedNs = BigInt(c.state.startedAt ?? '0');
+    await this.transition(id, {
+      state: 'stopped',
+      exitCode: exit.exitCode,
+      finishedAt: (finishedNs > startedNs ? finishedNs : startedNs).toString(),
+      reason,
+      pid: undefined,
+    });
+    this.unmonitored.delete(id);
+    this.deps.log.info({ containerId: id, exitCode: exit.exitCode, reason }, 'container exited');
+    await this.cleanup(id);
+    return true;
   }
 
   /** stopped/created/configured → exited: runc delete, unmount the rootfs. Idempotent. */
@@ -1178,10 +1173,7 @@ export class ContainerManager {
     if (c && c.state.state !== 'removing') {
       const batch = new StoreBatch();
       if (this.journal.forTarget(id, 'remove-container').length === 0) {
-        this.journal.beginIn(batch, 'remove-container', id, 'removing', {
-          bundle: this.bundleDir(id),
-          containerDir: this.containerDir(id),
-        });
+        this.journal.beginIn(batch, 'remove-container', id, 'removing');
       }
       await this.transition(id, { state: 'removing' }, batch);
       failpoint(`remove-${c.config.kind}:after-removing`);
@@ -1219,9 +1211,7 @@ export class ContainerManager {
     await this.refresh(c.config.id);
     requireState('exec', this.get(c.config.id).state.state, c.config.id);
     if (cmd.length === 0) throw new InvalidArgumentError('cmd', 'required, got an empty command');
-    const spec = JSON.parse(await readFile(join(this.bundleDir(c.config.id), 'config.json'), 'utf8')) as {
-      process: Record<string, unknown>;
-    };
+    const processSpec = await this.processSpecOf(c.config.id);
     const runtime = this.runtimeFor(this.handlerOf(c));
     const workDir = await mkdtemp(join(this.settings.execDir, 'exec-'));
     try {
@@ -1231,7 +1221,7 @@ export class ContainerManager {
         runtimeRoot: this.settings.runtimeRoot,
         id: c.config.id,
         name: c.config.name,
-        processSpec: { ...spec.process, args: cmd, terminal: false },
+        processSpec: { ...processSpec, args: cmd, terminal: false },
         timeoutSec,
         ...(signal ? { signal } : {}),
         workDir,
@@ -1250,6 +1240,14 @@ export class ContainerManager {
     } finally {
       await rm(workDir, { recursive: true, force: true });
     }
+  }
+
+  /** The container's process settings (config.json's `process`), which an exec starts from. */
+  private async processSpecOf(id: string): Promise<Record<string, unknown>> {
+    const spec = JSON.parse(await readFile(join(this.bundleDir(id), 'config.json'), 'utf8')) as {
+      process: Record<string, unknown>;
+    };
+    return spec.process;
   }
 
   /**
@@ -1284,9 +1282,7 @@ export class ContainerManager {
   ): Promise<ExecSession> {
     const c = await this.checkStreamable(id, 'exec');
     if (cmd.length === 0) throw new InvalidArgumentError('cmd', 'required, got an empty command');
-    const spec = JSON.parse(await readFile(join(this.bundleDir(c.config.id), 'config.json'), 'utf8')) as {
-      process: Record<string, unknown>;
-    };
+    const processSpec = await this.processSpecOf(c.config.id);
     const runtime = this.runtimeFor(this.handlerOf(c));
     const workDir = await mkdtemp(join(this.settings.execDir, 'stream-'));
     try {
@@ -1297,7 +1293,7 @@ export class ContainerManager {
         id: c.config.id,
         sessionId: basename(workDir),
         processSpec: {
-          ...spec.process,
+          ...processSpec,
           args: cmd,
           terminal: opts.tty,
           ...(opts.tty && opts.consoleSize ? { consoleSize: opts.consoleSize } : {}),

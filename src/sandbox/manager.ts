@@ -424,13 +424,12 @@ export class SandboxManager {
       createdAt: nowNs(),
     };
     await this.locks.run(`pod:${id}`, async () => {
-      let intent: Intent | undefined;
       try {
         // The netns path is known before the namespace exists, so the record can name it first.
         const netnsPath = input.hostNetwork ? '' : this.deps.netns.pathFor(id);
         const ports = input.portMappings ?? [];
         // One lock for every pod's host ports: the check and the record that claims them.
-        intent = await this.locks.run('host-ports', async () => {
+        const intent = await this.locks.run('host-ports', async () => {
           if (ports.length > 0) this.checkHostPorts(ports);
           const first = new StoreBatch()
             .putSandboxConfig({
@@ -440,12 +439,11 @@ export class SandboxManager {
             })
             .putSandboxState(id, { state: 'creating', updatedAt: nowNs() })
             .putName(nameKey, { kind: 'sandbox', id });
-          const begun = this.journal.beginIn(first, 'run-pod', id, 'recorded', { netnsPath });
+          const begun = this.journal.beginIn(first, 'run-pod', id, 'recorded');
           await store.commit(first);
           return begun;
         });
-        const journal = intent;
-        undo.push(() => store.commit(journal.doneIn(new StoreBatch().delSandbox(id).delName(nameKey))));
+        undo.push(() => store.commit(intent.doneIn(new StoreBatch().delSandbox(id).delName(nameKey))));
         failpoint('run-pod:after-record');
 
         // A user-namespaced pod's infra container makes its network namespace, pinned below.
@@ -550,7 +548,7 @@ export class SandboxManager {
     const ref = networkRef(config);
     // Before the ADD: a crash during it leaves plugin state (an IP, a veth) that only a DEL,
     // made with the same network, undoes; there is no cache entry yet to say so.
-    await intent.advance('cni-add', { netnsPath: config.netnsPath });
+    await intent.advance('cni-add');
     const attached = await timed(this.deps.observer, 'cni', () =>
       network.add({
         ...ref,
@@ -901,8 +899,8 @@ export class SandboxManager {
       const step = run?.step ?? 'unknown';
       this.deps.log.warn({ sandboxId: sid, step }, 'rolling back a RunPodSandbox cut short by a crash');
       const network = this.deps.network;
-      const addBegun = ['cni-add', 'pod-files', 'infra', 'infra-start', 'netns', 'unknown'].includes(step);
-      if (network && !sandbox.config.hostNetwork && sandbox.config.netnsPath !== '' && addBegun) {
+      // Past 'recorded' the ADD may have begun (a DEL that finds nothing to undo is harmless).
+      if (network && !sandbox.config.hostNetwork && sandbox.config.netnsPath !== '' && step !== 'recorded') {
         // The ADD may have run without its cache entry being written: DEL with the network config.
         await network.del(networkRef(sandbox.config));
       }
@@ -1007,7 +1005,7 @@ export class SandboxManager {
     await this.locks.run(`pod:${sid}`, async () => {
       if (!this.deps.store.getSandbox(sid)) return;
       if (this.journal.forTarget(sid, 'remove-pod').length === 0) {
-        await this.journal.begin('remove-pod', sid, 'containers', { netnsPath: sandbox.config.netnsPath });
+        await this.journal.begin('remove-pod', sid, 'containers');
       }
       const mine = this.deps.containers.list().filter((c) => c.config.sandboxId === sid);
       // Application containers first, the infra container last.

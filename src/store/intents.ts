@@ -1,13 +1,14 @@
 /**
- * The intent journal: a multi-step operation records, durably and before each side effect, what
- * it is about to do, so that after a crash recovery knows exactly which steps may have happened
- * and can undo them (or finish the operation). An intent lives from the operation's first record
- * to the batch that records its result, which deletes it. docs/recovery.md lists the operations,
- * their steps and what recovery does with each.
+ * The intent journal: a multi-step operation records, durably and before each side effect, which
+ * step it is about to take, so that after a crash recovery knows exactly which steps may have
+ * happened and can undo them (or finish the operation). An intent lives from the operation's first
+ * record to the batch that records its result, which deletes it. Everything else recovery needs
+ * (paths, the pod's network) is derived from the target's own records. docs/recovery.md lists the
+ * operations, their steps and what recovery does with each.
  */
 import { randomBytes } from 'node:crypto';
 import { StoreBatch } from './batch.js';
-import { recordVersions, type IntentRecord, type JsonValue } from './records.js';
+import { recordVersions, type IntentRecord } from './records.js';
 import type { StateStore } from './state-store.js';
 
 /** The operations that journal their steps. */
@@ -33,22 +34,16 @@ export class Intent {
     return this.#record.id;
   }
 
-  get step(): string {
-    return this.#record.step;
-  }
-
   /** Records (durably, before the caller's side effect) that `step` is about to happen. */
-  async advance(step: string, data?: Record<string, JsonValue>): Promise<void> {
-    await this.store.commit(this.advanceIn(new StoreBatch(), step, data));
+  async advance(step: string): Promise<void> {
+    await this.store.commit(this.advanceIn(new StoreBatch(), step));
   }
 
   /** Adds the step to a batch the caller commits with other records. */
-  advanceIn(batch: StoreBatch, step: string, data?: Record<string, JsonValue>): StoreBatch {
-    const merged = data === undefined ? this.#record.data : { ...asObject(this.#record.data), ...data };
-    const { v: _v, ...rest } = this.#record;
-    const next = { ...rest, step, data: merged };
-    this.#record = { ...next, v: this.#record.v };
-    return batch.putIntent(next);
+  advanceIn(batch: StoreBatch, step: string): StoreBatch {
+    this.#record = { ...this.#record, step };
+    const { v: _v, ...input } = this.#record;
+    return batch.putIntent(input);
   }
 
   /** Adds the intent's end to the batch that records the operation's result. */
@@ -62,10 +57,6 @@ export class Intent {
   }
 }
 
-function asObject(v: JsonValue): Record<string, JsonValue> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? v : {};
-}
-
 export class IntentJournal {
   constructor(private readonly store: StateStore) {}
 
@@ -73,36 +64,25 @@ export class IntentJournal {
    * A new intent at its first `step`, added to `batch`: committed with the operation's first
    * records, it is durable before anything else happens. The caller commits the batch.
    */
-  beginIn(
-    batch: StoreBatch,
-    op: IntentOp,
-    target: string,
-    step: string,
-    data: Record<string, JsonValue> = {},
-  ): Intent {
+  beginIn(batch: StoreBatch, op: IntentOp, target: string, step: string): Intent {
     const record: IntentRecord = {
       v: recordVersions.intent,
       id: randomBytes(16).toString('hex'),
       op,
       target,
       step,
-      data,
+      data: {},
       createdAt: nowNs(),
     };
-    const { v: _v, ...input } = record;
-    batch.putIntent(input);
-    return new Intent(this.store, record);
+    const intent = new Intent(this.store, record);
+    intent.advanceIn(batch, step);
+    return intent;
   }
 
   /** A new intent committed on its own. */
-  async begin(
-    op: IntentOp,
-    target: string,
-    step: string,
-    data: Record<string, JsonValue> = {},
-  ): Promise<Intent> {
+  async begin(op: IntentOp, target: string, step: string): Promise<Intent> {
     const batch = new StoreBatch();
-    const intent = this.beginIn(batch, op, target, step, data);
+    const intent = this.beginIn(batch, op, target, step);
     await this.store.commit(batch);
     return intent;
   }
