@@ -68,6 +68,9 @@ describe('recovery after SIGKILL at any step', () => {
     await cri.runtime.StartContainer({ container_id: id });
     return id;
   };
+  /** The pid crisp records for a container (infra containers included), from /debug/state. */
+  const recordedPid = async (id: string) =>
+    (await debugState(setup.crisp)).containers.find((c) => c.id === id)?.pid;
   const status = async (id: string) => (await cri.runtime.ContainerStatus({ container_id: id })).status;
   const podState = async (id: string) =>
     (await cri.runtime.PodSandboxStatus({ pod_sandbox_id: id })).status?.state;
@@ -203,10 +206,10 @@ describe('recovery after SIGKILL at any step', () => {
     const failpoint = 'stop-app:after-signal';
     // sleep as pid 1 ignores SIGTERM: only the escalation would end it.
     const id = await createStarted(base, 'stubborn', ['sleep', '1000']);
-    const pid = (await debugState(setup.crisp)).containers.find((c) => c.id === id)?.pid;
+    const pid = await recordedPid(id);
     await crashAt(failpoint, () => cri.runtime.StopContainer({ container_id: id, timeout: '30' }, 60_000));
     assert.equal((await status(id))?.state, 'CONTAINER_RUNNING');
-    assert.equal((await debugState(setup.crisp)).containers.find((c) => c.id === id)?.pid, pid);
+    assert.equal(await recordedPid(id), pid);
     await assertNoLeaks(setup.crisp, failpoint);
     await cri.runtime.StopContainer({ container_id: id, timeout: '0' }, 60_000);
     assert.equal((await status(id))?.exit_code, 137);
@@ -286,7 +289,7 @@ describe('recovery after SIGKILL at any step', () => {
       'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done',
     ]);
     const first = await status(id);
-    const pid = (await debugState(setup.crisp)).containers.find((c) => c.id === id)?.pid;
+    const pid = await recordedPid(id);
     assert.ok(typeof pid === 'number' && pid > 0);
     for (let round = 0; round < 3; round++) {
       await restart();
@@ -296,7 +299,7 @@ describe('recovery after SIGKILL at any step', () => {
       const s = await status(id);
       assert.equal(s?.state, 'CONTAINER_RUNNING', `round ${round}`);
       assert.equal(s.started_at, first?.started_at, `round ${round}: start time kept`);
-      assert.equal((await debugState(setup.crisp)).containers.find((c) => c.id === id)?.pid, pid);
+      assert.equal(await recordedPid(id), pid);
       await sleep(300);
     }
     const ticks = (await readFile(first?.log_path ?? '', 'utf8'))
