@@ -303,8 +303,57 @@ export const CFS_PERIOD_MIN = 1000;
 export const CFS_PERIOD_MAX = 1_000_000;
 export const CFS_QUOTA_MIN = 1000;
 
-export const HUGEPAGE_SIZE = /^[1-9][0-9]*[KMG]B$/;
-export const UNIFIED_KEY = /^[a-z][a-z0-9_]*\.[a-z0-9_.]+$/;
+const HUGEPAGE_SIZE = /^[1-9][0-9]*[KMG]B$/;
+const UNIFIED_KEY = /^[a-z][a-z0-9_]*\.[a-z0-9_.]+$/;
+/** cgroup v1 cpu.shares bounds (kubelet sends 2..262144; v2's cpu.weight is derived from them). */
+const CPU_SHARES_MAX = 262_144;
+
+/**
+ * The rules for resource values that hold on every node (the kernel's and runc's limits), each
+ * refusal naming the field under `prefix`. The CRI layer runs them before anything is created;
+ * containerResources() runs them for every engine caller. What depends on the node (its huge
+ * page sizes, cgroup v1 or v2, a swap controller) is containerResources()' alone.
+ */
+export function checkResourceValues(r: ContainerResourcesInput, prefix: string): void {
+  if (r.cpuShares) checkInt(`${prefix}.cpu_shares`, r.cpuShares, 0, CPU_SHARES_MAX);
+  // -1 = no limit (what kubelet sends for a pod without a CPU limit).
+  if (r.cpuQuota && r.cpuQuota !== -1) checkInt(`${prefix}.cpu_quota`, r.cpuQuota, CFS_QUOTA_MIN);
+  if (r.cpuPeriod) checkInt(`${prefix}.cpu_period`, r.cpuPeriod, CFS_PERIOD_MIN, CFS_PERIOD_MAX);
+  if (r.memoryLimitBytes) {
+    if (!Number.isSafeInteger(r.memoryLimitBytes) || r.memoryLimitBytes < MIN_MEMORY_LIMIT_BYTES) {
+      throw new InvalidArgumentError(
+        `${prefix}.memory_limit_in_bytes`,
+        `${r.memoryLimitBytes} is below crisp's minimum of ${MIN_MEMORY_LIMIT_BYTES} bytes (4 MiB): runc cannot start a container in less`,
+      );
+    }
+  }
+  if (r.memorySwapLimitBytes) checkInt(`${prefix}.memory_swap_limit_in_bytes`, r.memorySwapLimitBytes, -1);
+  if (r.oomScoreAdj) checkInt(`${prefix}.oom_score_adj`, r.oomScoreAdj, -1000, 1000);
+  (r.hugepageLimits ?? []).forEach((l, i) => {
+    const field = `${prefix}.hugepage_limits[${i}]`;
+    if (!HUGEPAGE_SIZE.test(l.pageSize)) {
+      throw new InvalidArgumentError(
+        `${field}.page_size`,
+        `${JSON.stringify(l.pageSize)} is not a huge page size such as "2MB" or "1GB"`,
+      );
+    }
+    checkInt(`${field}.limit`, l.limit, 0);
+  });
+  for (const [key, value] of Object.entries(r.unified ?? {})) {
+    if (!UNIFIED_KEY.test(key)) {
+      throw new InvalidArgumentError(
+        `${prefix}.unified[${JSON.stringify(key)}]`,
+        'is not a cgroup v2 file name',
+      );
+    }
+    if (value.includes('\n')) {
+      throw new InvalidArgumentError(
+        `${prefix}.unified[${JSON.stringify(key)}]`,
+        `the value ${JSON.stringify(value)} has a newline`,
+      );
+    }
+  }
+}
 
 /**
  * Huge page limits: every page size must be one the kernel has (kubelet sends all of them, 0 for
@@ -336,7 +385,7 @@ function hugepageLimits(
   return [];
 }
 
-/** cgroup v2 files: only on a v2 node, and only file names (no paths). */
+/** cgroup v2 files: only on a v2 node (their names and values are checked by checkResourceValues). */
 function unifiedResources(
   unified: ContainerResourcesInput['unified'],
   facts: ResourceFacts,
@@ -349,20 +398,6 @@ function unifiedResources(
       `${prefix}.unified`,
       `${entries.map(([k]) => JSON.stringify(k)).join(', ')}: unified holds cgroup v2 settings and this node runs cgroup v1`,
     );
-  }
-  for (const [key, value] of entries) {
-    if (!UNIFIED_KEY.test(key)) {
-      throw new InvalidArgumentError(
-        `${prefix}.unified[${JSON.stringify(key)}]`,
-        'is not a cgroup v2 file name',
-      );
-    }
-    if (value.includes('\n')) {
-      throw new InvalidArgumentError(
-        `${prefix}.unified[${JSON.stringify(key)}]`,
-        `the value ${JSON.stringify(value)} has a newline`,
-      );
-    }
   }
   return Object.fromEntries(entries);
 }
@@ -379,38 +414,28 @@ export function containerResources(
   prefix: string = RES,
 ): OciResources {
   const swapControllerAvailable = facts.swapControllerAvailable === true;
+  // What this node can do first (its messages name what it has), then the rules of every node.
+  const hugepages = hugepageLimits(r?.hugepageLimits, facts, prefix);
+  const unified = unifiedResources(r?.unified, facts, prefix);
+  checkResourceValues(r ?? {}, prefix);
   const out: OciResources = { devices };
   const cpu: NonNullable<OciResources['cpu']> = {};
-  if (r?.cpuShares) cpu.shares = checkInt(`${prefix}.cpu_shares`, r.cpuShares, 0);
-  if (r?.cpuQuota) {
-    // -1 = no limit (what kubelet sends for a pod without a CPU limit).
-    cpu.quota = r.cpuQuota === -1 ? -1 : checkInt(`${prefix}.cpu_quota`, r.cpuQuota, CFS_QUOTA_MIN);
-  }
-  if (r?.cpuPeriod)
-    cpu.period = checkInt(`${prefix}.cpu_period`, r.cpuPeriod, CFS_PERIOD_MIN, CFS_PERIOD_MAX);
+  if (r?.cpuShares) cpu.shares = r.cpuShares;
+  if (r?.cpuQuota) cpu.quota = r.cpuQuota;
+  if (r?.cpuPeriod) cpu.period = r.cpuPeriod;
   if (r?.cpusetCpus) cpu.cpus = r.cpusetCpus;
   if (r?.cpusetMems) cpu.mems = r.cpusetMems;
   if (Object.keys(cpu).length > 0) out.cpu = cpu;
   const memory: NonNullable<OciResources['memory']> = {};
   if (r?.memoryLimitBytes) {
-    if (!Number.isSafeInteger(r.memoryLimitBytes) || r.memoryLimitBytes < MIN_MEMORY_LIMIT_BYTES) {
-      throw new InvalidArgumentError(
-        `${prefix}.memory_limit_in_bytes`,
-        `${r.memoryLimitBytes} is below crisp's minimum of ${MIN_MEMORY_LIMIT_BYTES} bytes (4 MiB): runc cannot start a container in less`,
-      );
-    }
     memory.limit = r.memoryLimitBytes;
     // containerd: swap equal to the limit, so a container does not swap unless asked to.
     if (swapControllerAvailable) memory.swap = memory.limit;
   }
-  if (r?.memorySwapLimitBytes && swapControllerAvailable) {
-    memory.swap = checkInt(`${prefix}.memory_swap_limit_in_bytes`, r.memorySwapLimitBytes, -1);
-  }
+  if (r?.memorySwapLimitBytes && swapControllerAvailable) memory.swap = r.memorySwapLimitBytes;
   if (Object.keys(memory).length > 0) out.memory = memory;
   if (facts.pidsLimit !== undefined && facts.pidsLimit > 0) out.pids = { limit: facts.pidsLimit };
-  const hugepages = hugepageLimits(r?.hugepageLimits, facts, prefix);
   if (hugepages.length > 0) out.hugepageLimits = hugepages;
-  const unified = unifiedResources(r?.unified, facts, prefix);
   if (Object.keys(unified).length > 0) out.unified = unified;
   return out;
 }
