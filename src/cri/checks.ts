@@ -8,6 +8,9 @@ import { isIP } from 'node:net';
 import { InvalidArgumentError } from '../errors.js';
 import type { AuthConfig__Output } from '../generated/runtime/v1/AuthConfig.js';
 import type { ContainerConfig__Output } from '../generated/runtime/v1/ContainerConfig.js';
+import type { ContainerMetadata__Output } from '../generated/runtime/v1/ContainerMetadata.js';
+import type { PodSandboxMetadata__Output } from '../generated/runtime/v1/PodSandboxMetadata.js';
+import type { ContainerResourcesInput } from '../container/spec-types.js';
 import type { ContainerFilter__Output } from '../generated/runtime/v1/ContainerFilter.js';
 import type { ContainerStatsFilter__Output } from '../generated/runtime/v1/ContainerStatsFilter.js';
 import type { ImageSpec__Output } from '../generated/runtime/v1/ImageSpec.js';
@@ -20,6 +23,7 @@ import type { SecurityProfile__Output } from '../generated/runtime/v1/SecurityPr
 import { isImageId, parseReference } from '../image/reference.js';
 import { checkHostname, renderResolvConf } from '../sandbox/pod-files.js';
 import { resourcesFromCri } from './convert/resources.js';
+import { requireMessage } from './validate.js';
 import {
   LIMITS,
   checkAnnotations,
@@ -72,10 +76,15 @@ function checkSelinuxAndIds(
   }
 }
 
-/** A PodSandboxConfig (RunPodSandbox's config; PullImage's and CreateContainer's sandbox_config). */
-export function checkPodSandboxConfig(config: PodSandboxConfig__Output, f: string): void {
-  const meta = config.metadata;
-  if (!meta) throw new InvalidArgumentError(`${f}.metadata`, 'required, but the message is not set');
+/**
+ * A PodSandboxConfig (RunPodSandbox's config; PullImage's and CreateContainer's sandbox_config);
+ * returns the metadata it checked.
+ */
+export function checkPodSandboxConfig(
+  config: PodSandboxConfig__Output,
+  f: string,
+): PodSandboxMetadata__Output {
+  const meta = requireMessage(config.metadata, `${f}.metadata`);
   requireMetadataName(meta.name, `${f}.metadata.name`);
   requireMetadataName(meta.namespace, `${f}.metadata.namespace`);
   requireMetadataName(meta.uid, `${f}.metadata.uid`);
@@ -100,12 +109,7 @@ export function checkPodSandboxConfig(config: PodSandboxConfig__Output, f: strin
       checkCount(dns[list], `${f}.dns_config.${list}`, LIST_ENTRIES);
       dns[list].forEach((s, i) => checkPrintable(s, `${f}.dns_config.${list}[${i}]`, WORD_BYTES));
     }
-    try {
-      renderResolvConf(dns);
-    } catch (err) {
-      if (!(err instanceof InvalidArgumentError)) throw err;
-      throw new InvalidArgumentError(err.field.replace(/^config\./, `${f}.`), err.reason);
-    }
+    renderResolvConf(dns, `${f}.dns_config`);
   }
   checkCount(config.port_mappings, `${f}.port_mappings`, LIST_ENTRIES);
   config.port_mappings.forEach((m, i) => {
@@ -126,38 +130,41 @@ export function checkPodSandboxConfig(config: PodSandboxConfig__Output, f: strin
     if (linux.overhead) resourcesFromCri(linux.overhead, `${f}.linux.overhead`);
     if (linux.resources) resourcesFromCri(linux.resources, `${f}.linux.resources`);
   }
+  return meta;
 }
 
 /**
  * An image as a client names it: an id, an id prefix (hex), or a reference by the image engine's
  * grammar (which refuses "..", upper case, empty components and the like); refusals name `field`.
  */
-export function checkImageName(spec: string, field: string): string {
+function checkImageName(spec: string, field: string): string {
   requireImageSpec(spec, field);
   if (isImageId(spec) || /^(?:sha256:)?[0-9a-f]+$/.test(spec)) return spec;
-  try {
-    parseReference(spec);
-  } catch (err) {
-    throw err instanceof InvalidArgumentError ? new InvalidArgumentError(field, err.reason) : err;
-  }
+  parseReference(spec, field);
   return spec;
 }
 
 /** An ImageSpec's image (required) and annotations. */
-export function checkImageSpec(spec: ImageSpec__Output | null, field: string): string {
-  if (!spec) throw new InvalidArgumentError(field, 'required, but the message is not set');
+export function checkImageSpec(value: ImageSpec__Output | null, field: string): string {
+  const spec = requireMessage(value, field);
   checkAnnotations(spec.annotations, `${field}.annotations`);
   checkPrintable(spec.user_specified_image, `${field}.user_specified_image`, LIMITS.imageRefBytes);
   checkPrintable(spec.runtime_handler, `${field}.runtime_handler`, WORD_BYTES);
   return checkImageName(spec.image, `${field}.image`);
 }
 
+/** What checkContainerConfig has checked, for the caller to use rather than convert again. */
+export interface CheckedContainerConfig {
+  meta: ContainerMetadata__Output;
+  image: string;
+  resources: ContainerResourcesInput | undefined;
+}
+
 /** A ContainerConfig (CreateContainer's config). */
-export function checkContainerConfig(config: ContainerConfig__Output, f: string): void {
-  const meta = config.metadata;
-  if (!meta) throw new InvalidArgumentError(`${f}.metadata`, 'required, but the message is not set');
+export function checkContainerConfig(config: ContainerConfig__Output, f: string): CheckedContainerConfig {
+  const meta = requireMessage(config.metadata, `${f}.metadata`);
   requireMetadataName(meta.name, `${f}.metadata.name`);
-  checkImageSpec(config.image, `${f}.image`);
+  const image = checkImageSpec(config.image, `${f}.image`);
   checkArgvEnv(
     [
       { list: config.command, field: `${f}.command` },
@@ -191,8 +198,8 @@ export function checkContainerConfig(config: ContainerConfig__Output, f: string)
   checkAnnotations(config.annotations, `${f}.annotations`);
   checkPath(config.log_path, `${f}.log_path`);
   const linux = config.linux;
+  const resources = linux?.resources ? resourcesFromCri(linux.resources, `${f}.linux.resources`) : undefined;
   if (linux) {
-    if (linux.resources) resourcesFromCri(linux.resources, `${f}.linux.resources`);
     const sc = linux.security_context;
     if (sc) {
       const sf = `${f}.linux.security_context`;
@@ -212,6 +219,7 @@ export function checkContainerConfig(config: ContainerConfig__Output, f: string)
       }
     }
   }
+  return { meta, image, resources };
 }
 
 /** ListContainers' and StreamContainers' filter. */

@@ -9,6 +9,7 @@
  * puts in place of invalid UTF-8, so a name that arrived as invalid UTF-8 is refused, never
  * silently changed).
  */
+import { requireString } from './validate.js';
 import { InvalidArgumentError } from '../errors.js';
 
 export const LIMITS = {
@@ -65,7 +66,7 @@ function tooLong(field: string, bytes: number, max: number): InvalidArgumentErro
 }
 
 /** A string field of at most `max` bytes. */
-export function checkSize(value: string, field: string, max: number = LIMITS.textBytes): string {
+function checkSize(value: string, field: string, max: number = LIMITS.textBytes): string {
   if (!fits(value, max)) throw tooLong(field, utf8Bytes(value), max);
   return value;
 }
@@ -105,10 +106,7 @@ export function checkPath(value: string, field: string, opts: { absolute?: boole
 
 /** An object id or id prefix: required, at most 64 bytes, printable. */
 export function requireId(value: string | null | undefined, field: string): string {
-  if (value === undefined || value === null || value === '') {
-    throw new InvalidArgumentError(field, 'required, got an empty string');
-  }
-  return checkId(value, field);
+  return checkId(requireString(value, field), field);
 }
 
 /** An optional id (filters): '' passes. */
@@ -129,11 +127,8 @@ const METADATA_NAME = /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/;
  * ending with a letter or digit, as Kubernetes names (DNS-1123) and uids are. No "_": crisp joins
  * these with "_" into the names it reserves, so an "_" inside one could make two pods collide.
  */
-export function requireMetadataName(value: string | null | undefined, field: string): string {
-  if (value === undefined || value === null || value === '') {
-    throw new InvalidArgumentError(field, 'required, got an empty string');
-  }
-  checkPrintable(value, field, LIMITS.metadataBytes);
+export function requireMetadataName(raw: string | null | undefined, field: string): string {
+  const value = checkPrintable(requireString(raw, field), field, LIMITS.metadataBytes);
   if (!METADATA_NAME.test(value)) {
     throw new InvalidArgumentError(
       field,
@@ -244,11 +239,8 @@ export function checkCount(list: readonly unknown[], field: string, max: number)
  * An image as a client names it (reference, id or id prefix): required, ≤ 1 KiB, no whitespace,
  * control characters or invalid UTF-8. Its grammar is the image engine's (image/reference.ts).
  */
-export function requireImageSpec(value: string | null | undefined, field: string): string {
-  if (value === undefined || value === null || value === '') {
-    throw new InvalidArgumentError(field, 'required, got an empty string');
-  }
-  checkPrintable(value, field, LIMITS.imageRefBytes);
+export function requireImageSpec(raw: string | null | undefined, field: string): string {
+  const value = checkPrintable(requireString(raw, field), field, LIMITS.imageRefBytes);
   if (/\s/.test(value)) {
     throw new InvalidArgumentError(field, `${shown(value)} contains whitespace; an image reference has none`);
   }

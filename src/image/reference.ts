@@ -39,15 +39,12 @@ const ID_ALGORITHM = 'sha256:';
 
 /**
  * Parses an image reference as a client wrote it ("busybox", "quay.io/a/b:1", "x@sha256:…") into
- * its normalised, fully qualified form. Throws InvalidArgumentError('image', …) naming the input
+ * its normalised, fully qualified form. Throws InvalidArgumentError(`field`, …) naming the input
  * and what is wrong; refuses image ids ("<64 hex>", "sha256:<64 hex>").
  */
-export function parseReference(input: string): ImageReference {
+export function parseReference(input: string, field = 'image'): ImageReference {
   const fail = (why: string): never => {
-    throw new InvalidArgumentError(
-      'image',
-      `${JSON.stringify(input)} is not a valid image reference: ${why}`,
-    );
+    throw new InvalidArgumentError(field, `${JSON.stringify(input)} is not a valid image reference: ${why}`);
   };
   if (input === '') fail('it is empty');
   if (isImageId(input)) fail('it looks like an image id; refer to the image by id, not by name');

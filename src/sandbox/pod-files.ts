@@ -274,22 +274,19 @@ export function renderHosts(hostname: string, podIps: readonly string[]): string
 /**
  * resolv.conf from a pod's DNS config (`search a b`, `nameserver x` lines, `options o1 o2`), or
  * undefined when every list is empty (the caller then copies the host's, as containerd does).
- * Refuses anything that could inject a line or directive.
+ * Refuses anything that could inject a line or directive, naming the entry under `field`.
  */
-export function renderResolvConf(dns: PodDnsConfig): string | undefined {
+export function renderResolvConf(dns: PodDnsConfig, field = 'config.dns_config'): string | undefined {
   dns.servers.forEach((s, i) => {
     if (isIP(s) === 0) {
-      throw new InvalidArgumentError(
-        `config.dns_config.servers[${i}]`,
-        `${JSON.stringify(s)} is not an IP address`,
-      );
+      throw new InvalidArgumentError(`${field}.servers[${i}]`, `${JSON.stringify(s)} is not an IP address`);
     }
   });
-  const words = (list: readonly string[], field: string): void => {
+  const words = (list: readonly string[], name: string): void => {
     list.forEach((w, i) => {
       if (!WORD_RE.test(w)) {
         throw new InvalidArgumentError(
-          `config.dns_config.${field}[${i}]`,
+          `${field}.${name}[${i}]`,
           `${JSON.stringify(w)} must be non-empty printable ASCII without whitespace`,
         );
       }

@@ -4,7 +4,6 @@ import type { PullImageResponse } from '../../generated/runtime/v1/PullImageResp
 import type { ImageService } from '../../image/service.js';
 import { toAuthConfigInput } from '../convert/image.js';
 import type { UnaryImpl } from '../handler.js';
-import { InvalidArgumentError } from '../../errors.js';
 import { parseReference } from '../../image/reference.js';
 import { checkAuth, checkImageSpec, checkPodSandboxConfig } from '../checks.js';
 
@@ -13,12 +12,8 @@ export function pullImage(images: ImageService): UnaryImpl<PullImageRequest__Out
     const spec = checkImageSpec(req.image, 'image');
     checkAuth(req.auth);
     if (req.sandbox_config) checkPodSandboxConfig(req.sandbox_config, 'sandbox_config');
-    try {
-      // Only a reference can be pulled (never an id); its grammar is the image engine's.
-      parseReference(spec);
-    } catch (err) {
-      throw err instanceof InvalidArgumentError ? new InvalidArgumentError('image.image', err.reason) : err;
-    }
+    // Only a reference can be pulled (never an id); its grammar is the image engine's.
+    parseReference(spec, 'image.image');
     const id = await images.pull(spec, toAuthConfigInput(req.auth), scope.signal);
     return { image_ref: id };
   };

@@ -5,6 +5,7 @@ import type { LinuxContainerConfig__Output } from '../../generated/runtime/v1/Li
 import type { Mount__Output } from '../../generated/runtime/v1/Mount.js';
 import type { LinuxContainerSecurityContext__Output } from '../../generated/runtime/v1/LinuxContainerSecurityContext.js';
 import type {
+  ContainerResourcesInput,
   ContainerSecurityInput,
   SeccompInput,
   ContainerSpecInput,
@@ -16,10 +17,9 @@ import { InvalidArgumentError } from '../../errors.js';
 import type { ImageMountInput, SandboxManager } from '../../sandbox/manager.js';
 import type { JsonValue } from '../../sandbox/manager.js';
 import type { UnaryImpl } from '../handler.js';
-import { requireMessage, requireString } from '../validate.js';
+import { requireMessage } from '../validate.js';
 import { checkContainerConfig, checkPodSandboxConfig } from '../checks.js';
 import { requireId } from '../limits.js';
-import { resourcesFromCri } from '../convert/resources.js';
 import { idMapRanges, usernsFromCri } from '../convert/userns.js';
 
 /**
@@ -220,11 +220,13 @@ function apparmor(
   throw new InvalidArgumentError(field, `"${p}" is not runtime/default, unconfined or localhost/<name>`);
 }
 
-function linux(l: LinuxContainerConfig__Output | null): ContainerSpecInput['linux'] {
+function linux(
+  l: LinuxContainerConfig__Output | null,
+  resources: ContainerResourcesInput | undefined,
+): ContainerSpecInput['linux'] {
   if (!l) return {};
-  const r = l.resources;
   return {
-    ...(r ? { resources: resourcesFromCri(r, 'config.linux.resources') } : {}),
+    ...(resources ? { resources } : {}),
     ...(l.security_context ? { securityContext: securityContext(l.security_context) } : {}),
   };
 }
@@ -236,11 +238,9 @@ export function createContainer(
     const sandboxId = requireId(req.pod_sandbox_id, 'pod_sandbox_id');
     const config = requireMessage(req.config, 'config');
     // Sizes, counts, characters and paths first: nothing below sees a malformed field.
-    checkContainerConfig(config, 'config');
+    const { meta, image, resources } = checkContainerConfig(config, 'config');
     if (req.sandbox_config) checkPodSandboxConfig(req.sandbox_config, 'sandbox_config');
-    const meta = requireMessage(config.metadata, 'config.metadata');
-    const name = requireString(meta.name, 'config.metadata.name');
-    const image = requireString(requireMessage(config.image, 'config.image').image, 'config.image.image');
+    const name = meta.name;
     const requestedMounts = mounts(
       config.mounts,
       config.linux?.security_context?.privileged ?? false,
@@ -278,7 +278,7 @@ export function createContainer(
           tty: config.tty,
           stdin: config.stdin,
           stdinOnce: config.stdin_once,
-          linux: linux(config.linux),
+          linux: linux(config.linux, resources),
         },
       },
       scope.signal,

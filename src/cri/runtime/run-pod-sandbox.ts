@@ -8,7 +8,7 @@ import type { SandboxManager } from '../../sandbox/manager.js';
 import type { PodPortMapping } from '../../sandbox/pod-network.js';
 import type { PortMapping__Output } from '../../generated/runtime/v1/PortMapping.js';
 import type { UnaryImpl } from '../handler.js';
-import { requireMessage, requireString } from '../validate.js';
+import { requireMessage } from '../validate.js';
 import { usernsFromCri } from '../convert/userns.js';
 import { checkPodSandboxConfig } from '../checks.js';
 import { checkPrintable } from '../limits.js';
@@ -48,12 +48,9 @@ export function runPodSandbox(
   return async (req, scope) => {
     const config = requireMessage(req.config, 'config');
     // Sizes, counts and characters first: nothing below sees an oversized or malformed field.
-    checkPodSandboxConfig(config, 'config');
+    const meta = checkPodSandboxConfig(config, 'config');
     checkPrintable(req.runtime_handler, 'runtime_handler', 256);
-    const meta = requireMessage(config.metadata, 'config.metadata');
-    const name = requireString(meta.name, 'config.metadata.name');
-    const namespace = requireString(meta.namespace, 'config.metadata.namespace');
-    const uid = requireString(meta.uid, 'config.metadata.uid');
+    const { name, namespace, uid } = meta;
     const ns = config.linux?.security_context?.namespace_options;
     const hostNetwork = ns?.network === 'NODE';
     const hostIpc = ns?.ipc === 'NODE';
