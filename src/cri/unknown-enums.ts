@@ -22,6 +22,13 @@ interface MessageDescriptor {
   nestedType?: { name: string; options?: { mapEntry?: boolean } | null }[];
 }
 
+/** A field that is an enum (`sub` undefined) or a message with enums somewhere below it. */
+interface FieldPlan {
+  name: string;
+  typeName: string;
+  sub: FieldPlan[] | undefined;
+}
+
 /** Throws InvalidArgumentError for an unknown enum value anywhere in `request` of `method`. */
 export type RequestCheck = (method: string, request: unknown) => void;
 
@@ -45,23 +52,43 @@ export function unknownEnumCheck(def: PackageDefinition, pkg = 'runtime.v1'): Re
     }
     return d;
   };
-  const requests = new Map<string, MessageDescriptor>();
+  // Per message, only the fields that can lead to an enum (worked out once): most requests
+  // (List*, *Status, stats) have none, and their check costs one map lookup.
+  const plans = new Map<MessageDescriptor, FieldPlan[]>();
+  const planOf = (d: MessageDescriptor): FieldPlan[] => {
+    const known = plans.get(d);
+    if (known !== undefined) return known;
+    const plan: FieldPlan[] = [];
+    plans.set(d, plan);
+    for (const f of d.field) {
+      if (f.type === 'TYPE_ENUM') {
+        plan.push({ name: f.name, typeName: f.typeName, sub: undefined });
+      } else if (f.type === 'TYPE_MESSAGE') {
+        if (d.nestedType?.some((n) => n.name === f.typeName && n.options?.mapEntry === true)) continue;
+        const sub = lookup(f.typeName);
+        const subPlan = sub === undefined ? [] : planOf(sub);
+        if (subPlan.length > 0) plan.push({ name: f.name, typeName: f.typeName, sub: subPlan });
+      }
+    }
+    return plan;
+  };
+  const requests = new Map<string, FieldPlan[]>();
   for (const [name, entry] of Object.entries(def)) {
     if (!name.startsWith(`${pkg}.`) || 'format' in entry) continue;
     for (const [method, m] of Object.entries(entry)) {
-      const d = m.requestType.type as MessageDescriptor;
-      requests.set(method, d);
+      requests.set(method, planOf(m.requestType.type as MessageDescriptor));
     }
   }
 
-  const walk = (value: unknown, d: MessageDescriptor, path: string, depth: number): void => {
+  const walk = (value: unknown, plan: FieldPlan[], path: string, depth: number): void => {
     if (typeof value !== 'object' || value === null || depth > 32) return;
     const fields = value as Record<string, unknown>;
-    for (const f of d.field) {
+    for (const f of plan) {
       const v = fields[f.name];
       if (v === undefined || v === null) continue;
       const field = path === '' ? f.name : `${path}.${f.name}`;
-      if (f.type === 'TYPE_ENUM') {
+      const sub = f.sub;
+      if (sub === undefined) {
         const list: unknown[] = Array.isArray(v) ? v : [v];
         list.forEach((x, i) => {
           if (typeof x !== 'string') {
@@ -71,21 +98,16 @@ export function unknownEnumCheck(def: PackageDefinition, pkg = 'runtime.v1'): Re
             );
           }
         });
-      } else if (f.type === 'TYPE_MESSAGE') {
-        if (d.nestedType?.some((n) => n.name === f.typeName && n.options?.mapEntry === true)) continue;
-        const sub = lookup(f.typeName);
-        if (sub === undefined) continue;
-        if (Array.isArray(v)) {
-          v.forEach((x, i) => {
-            walk(x, sub, `${field}[${i}]`, depth + 1);
-          });
-        } else walk(v, sub, field, depth + 1);
-      }
+      } else if (Array.isArray(v)) {
+        v.forEach((x, i) => {
+          walk(x, sub, `${field}[${i}]`, depth + 1);
+        });
+      } else walk(v, sub, field, depth + 1);
     }
   };
 
   return (method, request) => {
-    const d = requests.get(method);
-    if (d !== undefined) walk(request, d, '', 0);
+    const plan = requests.get(method);
+    if (plan !== undefined && plan.length > 0) walk(request, plan, '', 0);
   };
 }
