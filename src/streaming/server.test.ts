@@ -69,8 +69,15 @@ const execReq = {
   stderr: true,
 };
 
-async function wsExec(url: string): Promise<{ stdout: string; error: string; code: number }> {
-  const ws = new WebSocket(url.replace(/^http/, 'ws'), ['v4.channel.k8s.io'], { rejectUnauthorized: false });
+async function wsExec(
+  url: string,
+  offers = ['v4.channel.k8s.io'],
+): Promise<{ stdout: string; error: string; code: number; protocol: string }> {
+  const ws = new WebSocket(url.replace(/^http/, 'ws'), offers, { rejectUnauthorized: false });
+  let protocol = '';
+  ws.on('open', () => {
+    protocol = ws.protocol;
+  });
   let stdout = '';
   let error = '';
   ws.on('message', (raw: Buffer) => {
@@ -81,7 +88,7 @@ async function wsExec(url: string): Promise<{ stdout: string; error: string; cod
     ws.on('close', resolve);
     ws.on('error', reject);
   });
-  return { stdout, error, code };
+  return { stdout, error, code, protocol };
 }
 
 describe('StreamingServer', () => {
@@ -116,6 +123,12 @@ describe('StreamingServer', () => {
     await assert.rejects(wsExec(url), /404/);
     const other = await server.execUrl(execReq);
     await assert.rejects(wsExec(other.replace('/exec/', '/attach/')), /404/);
+  });
+
+  it('answers the WebSocket subprotocol it speaks, not the client’s first offer', async () => {
+    const res = await wsExec(await server.execUrl(execReq), ['v99.channel.k8s.io', 'v4.channel.k8s.io']);
+    assert.equal(res.protocol, 'v4.channel.k8s.io');
+    assert.equal(res.stdout, 'echo hi');
   });
 
   it('lets a token expire', async () => {

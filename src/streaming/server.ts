@@ -18,6 +18,7 @@ import type { SandboxManager } from '../sandbox/manager.js';
 import { spdyPortForward, wsPortForward, type ForwardContext, type PodConnection } from './port-forward.js';
 import {
   negotiateSpdy,
+  offeredProtocols,
   remotecommandVersion,
   SPDY_PORTFORWARD,
   SPDY_REMOTECOMMAND,
@@ -70,7 +71,14 @@ const ROUTE = /^\/(exec|attach|portforward)\/([A-Za-z0-9_-]{1,64})\/?$/;
 export class StreamingServer {
   private server: Server | undefined;
   private readonly tokens: RequestCache;
-  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+  /** The WebSocket subprotocol crisp chose for each upgrade, which ws then answers with. */
+  private readonly wsChosen = new WeakMap<IncomingMessage, string>();
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    // ws would otherwise answer with the client's first offer, not the one crisp speaks.
+    handleProtocols: (_offers, req) => this.wsChosen.get(req) || false,
+  });
   private readonly live = new Set<Duplex>();
   private base = '';
 
@@ -198,10 +206,7 @@ export class StreamingServer {
       protocol = n.protocol;
     } else {
       const supported: readonly string[] = kind === 'portforward' ? WS_PORTFORWARD : WS_REMOTECOMMAND;
-      const offers = (req.headers['sec-websocket-protocol'] ?? '')
-        .split(',')
-        .map((p) => p.trim())
-        .filter((p) => p !== '');
+      const offers = offeredProtocols(req.headers['sec-websocket-protocol']);
       const chosen = offers.find((o) => supported.includes(o));
       if (offers.length > 0 && chosen === undefined) {
         refuse(
@@ -212,6 +217,7 @@ export class StreamingServer {
         return;
       }
       protocol = chosen ?? '';
+      this.wsChosen.set(req, protocol);
     }
     const request = this.tokens.consume(token);
     if (request === undefined || request.kind !== kind) {
