@@ -5,11 +5,12 @@
  * mount(2)); lowerdir paths are given relative to the layer store, with mount's cwd there, so
  * that deep images still fit the kernel's one-page option limit.
  */
-import { chown, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CommandError } from '../errors.js';
 import { CommandFailure, runCommand } from '../util/command.js';
+import { readMountInfo } from '../util/mountinfo.js';
 
 export interface RootfsPaths {
   /** The container's persistent dir: upper and work live here. */
@@ -30,9 +31,7 @@ async function run(file: string, args: string[], cwd?: string): Promise<void> {
 
 /** Whether `target` is a mount point right now (from /proc/self/mountinfo). */
 export async function isMounted(target: string): Promise<boolean> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  const escaped = target.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
-  return info.split('\n').some((line) => line.split(' ')[4] === escaped);
+  return (await readMountInfo()).some((e) => e.mountPoint === target);
 }
 
 /** `layerDirs` top layer first, as overlayfs wants them. */

@@ -13,13 +13,14 @@
  *   - util-linux `umount -l <file>` + unlink to remove (what containerd does with MNT_DETACH).
  * Every command is bounded by a timeout and runs through util/command.ts.
  *
- * Also home to the /proc/self/mountinfo parser the sandbox layer reuses (see readMountInfo).
+ * Also passes on util/mountinfo.ts's parser to the sandbox layer (readMountInfo, topMountAt).
  */
-import { mkdir, open, readdir, readFile, realpath, statfs, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, realpath, statfs, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { AlreadyExistsError, CommandError, InternalError, InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { CommandFailure, runCommand } from '../util/command.js';
+import { readMountInfo as readHostMountInfo, type MountInfoEntry } from '../util/mountinfo.js';
 
 /** statfs(2) f_type of a namespace file (include/uapi/linux/magic.h NSFS_MAGIC). */
 const NSFS_MAGIC = 0x6e736673;
@@ -277,51 +278,12 @@ function errnoCode(err: unknown): string | undefined {
 
 // --- /proc/self/mountinfo ----------------------------------------------------------------------
 
-/** One line of /proc/self/mountinfo (proc(5)); paths have their octal escapes decoded. */
-export interface MountInfoEntry {
-  mountId: number;
-  parentId: number;
-  root: string;
-  mountPoint: string;
-  options: string;
-  /** Optional fields such as `shared:1`, `master:2`, `unbindable`; empty for a private mount. */
-  optional: string[];
-  fsType: string;
-  source: string;
-  superOptions: string;
-}
-
-/** Decodes the kernel's `\ooo` escapes (space, tab, newline, backslash). */
-function unescapeMountField(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-}
-
-export function parseMountInfo(text: string): MountInfoEntry[] {
-  const entries: MountInfoEntry[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    const fields = line.split(' ');
-    const sep = fields.indexOf('-', 6);
-    if (sep < 0 || fields.length < sep + 4) continue;
-    entries.push({
-      mountId: Number(fields[0]),
-      parentId: Number(fields[1]),
-      root: unescapeMountField(fields[3] ?? ''),
-      mountPoint: unescapeMountField(fields[4] ?? ''),
-      options: fields[5] ?? '',
-      optional: fields.slice(6, sep),
-      fsType: fields[sep + 1] ?? '',
-      source: unescapeMountField(fields[sep + 2] ?? ''),
-      superOptions: fields[sep + 3] ?? '',
-    });
-  }
-  return entries;
-}
+export { parseMountInfo, type MountInfoEntry } from '../util/mountinfo.js';
 
 /** The calling process's mount table (asynchronous read). */
 export async function readMountInfo(): Promise<MountInfoEntry[]> {
   try {
-    return parseMountInfo(await readFile('/proc/self/mountinfo', 'utf8'));
+    return await readHostMountInfo();
   } catch (err) {
     throw new InternalError('cannot read /proc/self/mountinfo', { cause: err });
   }

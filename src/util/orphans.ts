@@ -11,6 +11,7 @@
  * either a leftover or already being removed by its owner (both ends are idempotent).
  */
 import { lstat, readFile, readdir } from 'node:fs/promises';
+import { readMountInfo } from './mountinfo.js';
 import { CLK_TCK, bootTimeNs, startTicksOf } from './proc.js';
 import { join } from 'node:path';
 
@@ -128,18 +129,10 @@ export function argValue(argv: readonly string[], flag: string): string | undefi
   return undefined;
 }
 
-function unescapeMountField(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-}
-
 /** Mount points at or below any of `dirs` (from /proc/self/mountinfo), deepest first. */
-export async function mountPointsUnder(dirs: readonly string[], mountinfo?: string): Promise<string[]> {
-  const text = mountinfo ?? (await readFile('/proc/self/mountinfo', 'utf8'));
+export async function mountPointsUnder(dirs: readonly string[]): Promise<string[]> {
   const points = new Set<string>();
-  for (const line of text.split('\n')) {
-    const field = line.split(' ')[4];
-    if (field === undefined) continue;
-    const point = unescapeMountField(field);
+  for (const { mountPoint: point } of await readMountInfo()) {
     if (dirs.some((d) => point === d || point.startsWith(`${d}/`))) points.add(point);
   }
   return [...points].sort((a, b) => b.length - a.length || a.localeCompare(b));
