@@ -16,11 +16,9 @@ import { StreamingServer, type StreamingDeps } from './server.js';
 const log = pino({ level: 'silent' });
 
 /** A container engine with one running container `c1` whose exec prints its argv and exits 0. */
-function fakeDeps(): StreamingDeps & { execs: string[][] } {
-  const execs: string[][] = [];
+function fakeDeps(): StreamingDeps {
   const container = { config: { id: 'c1', stdin: false } };
   return {
-    execs,
     log,
     containers: {
       checkStreamable: (id: string, _op: string, opts?: { stdin?: boolean }) => {
@@ -29,7 +27,6 @@ function fakeDeps(): StreamingDeps & { execs: string[][] } {
         return Promise.resolve(container as never);
       },
       execStream: (_id: string, cmd: string[]) => {
-        execs.push(cmd);
         const stdout = new PassThrough();
         const stderr = new PassThrough();
         stdout.end(cmd.join(' '));

@@ -297,7 +297,7 @@ export class StreamingServer {
           return;
         }
       } else {
-        channels = wsStdio(conn.ws, protocol, request, (err) => {
+        channels = wsStdio(conn.ws, protocol, version, request, (err) => {
           log.warn({ err, kind }, 'websocket protocol error; closing the session');
         });
       }

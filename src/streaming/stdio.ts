@@ -115,18 +115,38 @@ function copyIn(from: Readable | undefined, to: Writable | undefined, count: Byt
   from.pipe(to);
 }
 
-function wireResize(
+/**
+ * Wires a process's stdio to the client: its stdin, its output, and (for a terminal) the client's
+ * resizes. Resolves when the output has been written out.
+ */
+function pipeStdio(
   channels: StdioChannels,
-  resize: (rows: number, cols: number) => Promise<void>,
-  onError: (err: unknown) => void,
-): void {
-  channels.resize?.on((size) => {
-    resize(size.height, size.width).catch(onError);
-  });
+  proc: AttachedStreams,
+  resize: ((rows: number, cols: number) => Promise<void>) | undefined,
+  count: ByteCounter,
+  onResizeError: (err: unknown) => void,
+): Promise<unknown> {
+  copyIn(channels.stdin, proc.stdin, count);
+  if (resize !== undefined) {
+    channels.resize?.on((size) => {
+      resize(size.height, size.width).catch(onResizeError);
+    });
+  }
+  return Promise.all([
+    copyOut(proc.stdout, channels.stdout, count),
+    copyOut(proc.stderr, channels.stderr, count),
+  ]);
 }
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** A session that could not start: the client hears why. */
+async function failed(channels: StdioChannels, err: unknown): Promise<StreamOutcome> {
+  const outcome: StreamOutcome = { kind: 'error', message: errorMessage(err) };
+  await channels.finish(outcome);
+  return outcome;
 }
 
 export async function runExec(
@@ -148,18 +168,15 @@ export async function runExec(
       ...(consoleSize !== undefined ? { consoleSize } : {}),
     });
   } catch (err) {
-    const outcome: StreamOutcome = { kind: 'error', message: errorMessage(err) };
-    await channels.finish(outcome);
-    return outcome;
+    return failed(channels, err);
   }
-  copyIn(channels.stdin, session.stdin, count);
-  if (req.tty) {
-    wireResize(channels, (rows, cols) => session.resize(rows, cols), onResizeError);
-  }
-  const outputs = Promise.all([
-    copyOut(session.stdout, channels.stdout, count),
-    copyOut(session.stderr, channels.stderr, count),
-  ]);
+  const outputs = pipeStdio(
+    channels,
+    session,
+    req.tty ? (rows, cols) => session.resize(rows, cols) : undefined,
+    count,
+    onResizeError,
+  );
   // A client that goes away takes its process with it (never signal a pid after its exit).
   const state = { clientGone: false, exited: false };
   void channels.gone.then(() => {
@@ -175,7 +192,6 @@ export async function runExec(
   }
   state.exited = true;
   // conmon closes the attach socket when the process ends; the relay then drains.
-  await Promise.race([outputs, session.ended]);
   await outputs;
   if (!state.clientGone) await channels.finish(outcome);
   return outcome;
@@ -192,18 +208,15 @@ export async function runAttach(
   try {
     attached = await backend.attach(req.containerId, { stdin: req.stdin && channels.stdin !== undefined });
   } catch (err) {
-    const outcome: StreamOutcome = { kind: 'error', message: errorMessage(err) };
-    await channels.finish(outcome);
-    return outcome;
+    return failed(channels, err);
   }
-  copyIn(channels.stdin, attached.stdin, count);
-  if (attached.tty) {
-    wireResize(channels, (rows, cols) => attached.resize(rows, cols), onResizeError);
-  }
-  const outputs = Promise.all([
-    copyOut(attached.stdout, channels.stdout, count),
-    copyOut(attached.stderr, channels.stderr, count),
-  ]);
+  const outputs = pipeStdio(
+    channels,
+    attached,
+    attached.tty ? (rows, cols) => attached.resize(rows, cols) : undefined,
+    count,
+    onResizeError,
+  );
   const state = { clientGone: false };
   void channels.gone.then(() => {
     state.clientGone = true;

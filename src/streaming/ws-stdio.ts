@@ -19,11 +19,12 @@ const RESIZE = 4;
 export function wsStdio(
   ws: WebSocket,
   protocol: string,
+  /** The remotecommand version of `protocol` (protocols.ts remotecommandVersion). */
+  version: number,
   req: { stdin: boolean; stdout: boolean; stderr: boolean; tty: boolean },
   onProtocolError: (err: Error) => void,
 ): StdioChannels {
   const codec = ChannelCodec.forProtocol(protocol);
-  const version = protocol.startsWith('v5.') ? 5 : protocol.startsWith('v4.') ? 4 : 1;
   const stdin = req.stdin ? new PassThrough() : undefined;
   const hub = req.tty ? new ResizeHub() : undefined;
   const resize = new ResizeDecoder();
