@@ -18,7 +18,7 @@ import {
   type Row,
 } from './measure.js';
 import { join } from 'node:path';
-import type { CriClients } from '../test/e2e/harness/cri-client.js';
+import { createAndStart, type CriClients } from '../test/e2e/harness/cri-client.js';
 
 const PODS = envInt('BENCH_RECOVERY_PODS', 100);
 const ROUNDS = Math.max(1, envInt('BENCH_RECOVERY_ROUNDS', 3));
@@ -49,21 +49,17 @@ async function main(): Promise<void> {
         };
         const { pod_sandbox_id } = await cri.runtime.RunPodSandbox({ config }, CALL_TIMEOUT_MS);
         createdIds.add(pod_sandbox_id);
-        const { container_id } = await cri.runtime.CreateContainer(
+        const id = await createAndStart(
+          cri,
+          { id: pod_sandbox_id, config },
           {
-            pod_sandbox_id,
-            config: {
-              metadata: { name: 'app' },
-              image: { image: started.image },
-              command: ['sleep', '100000'],
-              log_path: 'app.log',
-            },
-            sandbox_config: config,
+            metadata: { name: 'app' },
+            image: { image: started.image },
+            command: ['sleep', '100000'],
+            log_path: 'app.log',
           },
-          CALL_TIMEOUT_MS,
         );
-        createdIds.add(container_id);
-        await cri.runtime.StartContainer({ container_id }, CALL_TIMEOUT_MS);
+        createdIds.add(id);
       }
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));

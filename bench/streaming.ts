@@ -25,7 +25,8 @@ import {
   row,
   type Row,
 } from './measure.js';
-import { isRefusal, readAll, spdyExec, spdyUpgrade } from '../test/e2e/harness/stream-client.js';
+import { isRefusal, openStream, readAll, spdyExec, spdyUpgrade } from '../test/e2e/harness/stream-client.js';
+import { createAndStart } from '../test/e2e/harness/cri-client.js';
 import { dialInNetns } from '../src/netns/dial.js';
 
 const EXEC_RUNS = envInt('BENCH_EXEC_RUNS', 100);
@@ -52,17 +53,13 @@ async function main(): Promise<void> {
     const { pod_sandbox_id: podId } = await cri.runtime.RunPodSandbox({ config: podConfig }, CALL_TIMEOUT_MS);
     createdIds.add(podId);
     const start = async (name: string, command: string[]): Promise<string> => {
-      const { container_id } = await cri.runtime.CreateContainer(
-        {
-          pod_sandbox_id: podId,
-          config: { metadata: { name }, image: { image }, command, log_path: `${name}.log` },
-          sandbox_config: podConfig,
-        },
-        CALL_TIMEOUT_MS,
+      const id = await createAndStart(
+        cri,
+        { id: podId, config: podConfig },
+        { metadata: { name }, image: { image }, command, log_path: `${name}.log` },
       );
-      createdIds.add(container_id);
-      await cri.runtime.StartContainer({ container_id }, CALL_TIMEOUT_MS);
-      return container_id;
+      createdIds.add(id);
+      return id;
     };
     const shell = await start('shell', ['sh', '-c', 'while true; do sleep 1; done']);
     const bytes = PF_MB * 1024 * 1024;
@@ -111,9 +108,9 @@ async function main(): Promise<void> {
       if (isRefusal(up)) throw new Error(`port-forward refused: ${up.status}`);
       const t0 = performance.now();
       const headers = { port: String(PORT), requestID: '0' };
-      const err = await up.session.openStream({ ...headers, streamType: 'error' });
+      const err = await openStream(up.session, { ...headers, streamType: 'error' });
       err.end();
-      const data = await up.session.openStream({ ...headers, streamType: 'data' });
+      const data = await openStream(up.session, { ...headers, streamType: 'data' });
       // busybox nc quits at the first EOF it reads: keep our side open until the data is in.
       const got = await readAll(data);
       data.end();

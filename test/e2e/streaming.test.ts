@@ -6,16 +6,18 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status as GrpcCode } from '@grpc/grpc-js';
+import { processArgv } from '../../src/util/proc.js';
 import { createAndStart, rejection, type CriClients } from './harness/cri-client.js';
-import { sleep, until } from './harness/host.js';
+import { processesMentioning, sleep, until } from './harness/host.js';
 import {
   channelBytes,
   isRefusal,
+  openStream,
   spdyExec,
   spdyForwardOnce,
   spdyUpgrade,
@@ -28,19 +30,7 @@ async function childrenOf(pid: number): Promise<{ pid: number; cmd: string }[]> 
   const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
   const out: { pid: number; cmd: string }[] = [];
   for (const p of text.split(' ').filter((x) => x.trim() !== '')) {
-    const cmd = await readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '');
-    out.push({ pid: Number(p), cmd: cmd.replaceAll('\0', ' ').trim() });
-  }
-  return out;
-}
-
-/** Pids in the container's pid namespace running `needle` (host view, via /proc). */
-async function processesMatching(needle: string): Promise<number[]> {
-  const out: number[] = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const cmd = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
-    if (cmd.replaceAll('\0', ' ').includes(needle)) out.push(Number(name));
+    out.push({ pid: Number(p), cmd: ((await processArgv(Number(p))) ?? []).join(' ') });
   }
   return out;
 }
@@ -225,15 +215,15 @@ describe('streaming: exec, attach and port-forward', { timeout: 240_000 }, () =>
     const url = await execUrl(shell, ['sh', '-c', marker]);
     const up = await spdyUpgrade(url, ['v4.channel.k8s.io']);
     assert.ok(!isRefusal(up));
-    const errS = await up.session.openStream({ streamType: 'error' });
+    const errS = await openStream(up.session, { streamType: 'error' });
     errS.end();
-    await up.session.openStream({ streamType: 'stdout' });
-    await up.session.openStream({ streamType: 'stderr' });
-    await waitFor('the exec process', async () => (await processesMatching(marker)).length > 0, 10_000);
+    await openStream(up.session, { streamType: 'stdout' });
+    await openStream(up.session, { streamType: 'stderr' });
+    await waitFor('the exec process', async () => (await processesMentioning(marker)).length > 0, 10_000);
     up.socket.destroy();
     await waitFor(
       'the exec process to go',
-      async () => (await processesMatching(marker)).length === 0,
+      async () => (await processesMentioning(marker)).length === 0,
       10_000,
     );
     await waitFor(
@@ -253,10 +243,10 @@ describe('streaming: exec, attach and port-forward', { timeout: 240_000 }, () =>
     });
     const up = await spdyUpgrade(url, ['v4.channel.k8s.io']);
     assert.ok(!isRefusal(up));
-    const errS = await up.session.openStream({ streamType: 'error' });
+    const errS = await openStream(up.session, { streamType: 'error' });
     errS.end();
-    const out = await up.session.openStream({ streamType: 'stdout' });
-    await up.session.openStream({ streamType: 'stderr' });
+    const out = await openStream(up.session, { streamType: 'stdout' });
+    await openStream(up.session, { streamType: 'stderr' });
     let seen = '';
     out.on('data', (d: Buffer) => (seen += d.toString()));
     await waitFor('three ticks', () => (seen.match(/tick \d+\n/g) ?? []).length >= 3, 10_000);
@@ -276,11 +266,11 @@ describe('streaming: exec, attach and port-forward', { timeout: 240_000 }, () =>
     });
     const up = await spdyUpgrade(url, ['v4.channel.k8s.io']);
     assert.ok(!isRefusal(up));
-    const errS = await up.session.openStream({ streamType: 'error' });
+    const errS = await openStream(up.session, { streamType: 'error' });
     errS.end();
-    const stdin = await up.session.openStream({ streamType: 'stdin' });
-    const out = await up.session.openStream({ streamType: 'stdout' });
-    await up.session.openStream({ streamType: 'stderr' });
+    const stdin = await openStream(up.session, { streamType: 'stdin' });
+    const out = await openStream(up.session, { streamType: 'stdout' });
+    await openStream(up.session, { streamType: 'stderr' });
     let seen = '';
     out.on('data', (d: Buffer) => (seen += d.toString()));
     stdin.write('ping\n');
@@ -459,12 +449,11 @@ describe('streaming: exec, attach and port-forward', { timeout: 240_000 }, () =>
       'v4.channel.k8s.io',
     ]);
     assert.ok(!isRefusal(bystanderUp));
-    const bErr = await bystanderUp.session.openStream({ streamType: 'error' });
+    const bErr = await openStream(bystanderUp.session, { streamType: 'error' });
     bErr.end();
-    bErr.on('error', () => undefined);
-    const bIn = await bystanderUp.session.openStream({ streamType: 'stdin' });
-    const bOut = await bystanderUp.session.openStream({ streamType: 'stdout' });
-    await bystanderUp.session.openStream({ streamType: 'stderr' });
+    const bIn = await openStream(bystanderUp.session, { streamType: 'stdin' });
+    const bOut = await openStream(bystanderUp.session, { streamType: 'stdout' });
+    await openStream(bystanderUp.session, { streamType: 'stderr' });
     let bSeen = '';
     bOut.on('data', (d: Buffer) => (bSeen += d.toString()));
     const up = await spdyUpgrade(url, ['v4.channel.k8s.io']);
