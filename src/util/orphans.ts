@@ -12,7 +12,7 @@
  */
 import { lstat, readFile, readdir } from 'node:fs/promises';
 import { readMountInfo } from './mountinfo.js';
-import { CLK_TCK, bootTimeNs, startTicksOf } from './proc.js';
+import { CLK_TCK, bootTimeNs, processArgv, startTicksOf } from './proc.js';
 import { join } from 'node:path';
 
 export const ORPHAN_KINDS = [
@@ -96,22 +96,18 @@ export interface HostProcess {
  * Every process whose argv matches `filter` (checked on the command line before anything else
  * is read). Processes that end while being read are skipped.
  */
-export async function listProcesses(
-  filter: (argv: readonly string[]) => boolean,
-  procDir = '/proc',
-): Promise<HostProcess[]> {
+export async function listProcesses(filter: (argv: readonly string[]) => boolean): Promise<HostProcess[]> {
   const boot = Number((await bootTimeNs()) / 1_000_000n);
   const out: HostProcess[] = [];
-  for (const name of await readdir(procDir)) {
+  for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    const argv = await processArgv(pid); // undefined: gone, a kernel thread or a zombie
+    if (argv === undefined || !filter(argv)) continue;
     try {
-      const raw = await readFile(join(procDir, name, 'cmdline'), 'utf8');
-      if (raw === '') continue; // kernel thread or zombie
-      const argv = raw.endsWith('\0') ? raw.slice(0, -1).split('\0') : raw.split('\0');
-      if (!filter(argv)) continue;
-      const ticks = startTicksOf(await readFile(join(procDir, name, 'stat'), 'utf8'));
+      const ticks = startTicksOf(await readFile(`/proc/${name}/stat`, 'utf8'));
       if (ticks === undefined) continue;
-      out.push({ pid: Number(name), argv, startedAtMs: boot + (ticks * 1000) / CLK_TCK });
+      out.push({ pid, argv, startedAtMs: boot + (ticks * 1000) / CLK_TCK });
     } catch {
       // gone meanwhile
     }
