@@ -1281,7 +1281,6 @@ export class ContainerManager {
     opts: { tty: boolean; stdin: boolean; consoleSize?: { width: number; height: number } },
   ): Promise<ExecSession> {
     const c = await this.checkStreamable(id, 'exec');
-    if (cmd.length === 0) throw new InvalidArgumentError('cmd', 'required, got an empty command');
     const processSpec = await this.processSpecOf(c.config.id);
     const runtime = this.runtimeFor(this.handlerOf(c));
     const workDir = await mkdtemp(join(this.settings.execDir, 'stream-'));

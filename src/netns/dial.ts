@@ -11,7 +11,7 @@ import { InvalidArgumentError, UnavailableError } from '../errors.js';
 import { startPiped, type DebugLog, type PipedProcess } from '../util/command.js';
 
 /** crisp's helper that connects inside a network namespace (bin/crisp-netns-connect). */
-export const NETNS_CONNECT = fileURLToPath(new URL('../../../bin/crisp-netns-connect', import.meta.url));
+const NETNS_CONNECT = fileURLToPath(new URL('../../../bin/crisp-netns-connect', import.meta.url));
 
 export interface NetnsConnection {
   readonly process: PipedProcess;
@@ -24,18 +24,17 @@ const CONNECT_TIMEOUT_MS = 10_000;
 export async function dialInNetns(
   netnsPath: string,
   port: number,
-  opts: { timeoutMs?: number; debug?: DebugLog; helper?: string } = {},
+  opts: { debug?: DebugLog } = {},
 ): Promise<NetnsConnection> {
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new InvalidArgumentError('port', `must be a TCP port from 1 to 65535, got ${port}`);
   }
-  const proc = startPiped(opts.helper ?? NETNS_CONNECT, [netnsPath, String(port)], {}, opts.debug);
-  const timeoutMs = opts.timeoutMs ?? CONNECT_TIMEOUT_MS;
+  const proc = startPiped(NETNS_CONNECT, [netnsPath, String(port)], opts.debug);
   const outcome = await new Promise<{ address: string } | { error: string }>((resolve) => {
     const timer = setTimeout(() => {
       proc.kill();
-      resolve({ error: `no connection within ${timeoutMs} ms` });
-    }, timeoutMs);
+      resolve({ error: `no connection within ${CONNECT_TIMEOUT_MS} ms` });
+    }, CONNECT_TIMEOUT_MS);
     proc.onStderr((line) => {
       if (line.startsWith('connected ')) {
         clearTimeout(timer);

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { startPiped, type DebugLog } from '../util/command.js';
 
 /** crisp's helper that relays a SEQPACKET attach socket over pipes (bin/crisp-attach-relay). */
-export const ATTACH_RELAY = fileURLToPath(new URL('../../../bin/crisp-attach-relay', import.meta.url));
+const ATTACH_RELAY = fileURLToPath(new URL('../../../bin/crisp-attach-relay', import.meta.url));
 
 const STREAM_CONNECTED = 0;
 const STREAM_STDOUT = 2;
@@ -71,9 +71,9 @@ export class RelayDemuxer {
 
 export function attachSocket(
   socketPath: string,
-  opts: { stdin: boolean; relay?: string; debug?: DebugLog },
+  opts: { stdin: boolean; debug?: DebugLog },
 ): AttachedStreams {
-  const child = startPiped(opts.relay ?? ATTACH_RELAY, [socketPath], {}, opts.debug);
+  const child = startPiped(ATTACH_RELAY, [socketPath], opts.debug);
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   let onConnected: () => void = () => undefined;

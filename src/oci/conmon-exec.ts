@@ -30,10 +30,6 @@ export interface ExecAttachOptions {
   workDir: string;
   systemdCgroup: boolean;
   logLevel?: ConmonLogLevel;
-  /** How long conmon may take to set up its socket and start runc (default 30 s). */
-  setupTimeoutMs?: number;
-  /** The relay binary (tests). */
-  relay?: string;
   log: Logger;
 }
 
@@ -50,7 +46,7 @@ export interface ExecSession extends AttachedStreams {
 
 const SETUP_TIMEOUT_MS = 30_000;
 
-export function execAttachArgs(o: ExecAttachOptions): string[] {
+function execAttachArgs(o: ExecAttachOptions): string[] {
   // prettier-ignore
   const args = [
     '--api-version', '1',
@@ -89,7 +85,7 @@ export async function execAttach(opts: ExecAttachOptions): Promise<ExecSession> 
   let streams: AttachedStreams | undefined;
   const timer = setTimeout(() => {
     killGroup(proc.child.pid);
-  }, opts.setupTimeoutMs ?? SETUP_TIMEOUT_MS);
+  }, SETUP_TIMEOUT_MS);
   try {
     if (attachPipe === undefined) throw new CommandError(command, undefined, 'no attach pipe');
     // First byte: conmon creates the socket and FIFOs, then says so on the attach pipe.
@@ -104,7 +100,6 @@ export async function execAttach(opts: ExecAttachOptions): Promise<ExecSession> 
     }
     streams = attachSocket(join(opts.workDir, 'attach'), {
       stdin: opts.stdin,
-      relay: opts.relay,
       debug: (f, m) => {
         opts.log.debug(f, m);
       },

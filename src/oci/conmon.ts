@@ -346,7 +346,7 @@ async function readCappedCriLog(
 // ---------------------------------------------------------------------------------------------
 // Spawning conmon and speaking the sync/start pipes.
 
-export interface ConmonProcess {
+interface ConmonProcess {
   child: ChildProcess;
   /** Writes the byte conmon waits for on the start pipe (then closes our end). */
   start(): void;
@@ -569,7 +569,7 @@ export function parseSyncLine(line: string, command: string): SyncMessage {
   throw new CommandError(command, undefined, `unexpected sync message ${JSON.stringify(line.slice(0, 200))}`);
 }
 
-export async function readPid(path: string): Promise<number | undefined> {
+async function readPid(path: string): Promise<number | undefined> {
   try {
     const n = Number.parseInt((await readFile(path, 'utf8')).trim(), 10);
     return Number.isInteger(n) && n > 0 ? n : undefined;

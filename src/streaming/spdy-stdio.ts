@@ -26,7 +26,7 @@ export function expectedStreams(
   return {
     stdin: req.stdin,
     stdout: req.stdout,
-    stderr: req.stderr && !req.tty,
+    stderr: req.stderr,
     resize: req.tty && version >= 3,
   };
 }

@@ -66,7 +66,7 @@ export function wsStdio(
       },
     });
   const stdout = req.stdout ? writer(STDOUT) : undefined;
-  const stderr = req.stderr && !req.tty ? writer(STDERR) : undefined;
+  const stderr = req.stderr ? writer(STDERR) : undefined;
   stdout?.on('error', () => undefined);
   stderr?.on('error', () => undefined);
   codec.send(ws, stdout ? STDOUT : stderr ? STDERR : ERROR, Buffer.alloc(0));

@@ -114,13 +114,12 @@ export async function runCommand(
 
 /** A long-lived child whose stdin and stdout carry a stream (a relay, a netns dialer). */
 export interface PipedProcess {
-  readonly pid: number | undefined;
   readonly stdin: Writable;
   readonly stdout: Readable;
   /** Resolves once the child has exited and been reaped; never rejects. */
   readonly exited: Promise<PipedExit>;
-  /** Sends `signal` (default SIGKILL) unless the child has already exited. */
-  kill(signal?: NodeJS.Signals): void;
+  /** SIGKILLs the child unless it has already exited. */
+  kill(): void;
   /** Calls `listener` with each complete line the child writes to stderr. */
   onStderr(listener: (line: string) => void): void;
 }
@@ -138,12 +137,7 @@ export interface PipedExit {
  * caller bounds it and kills it). stderr is kept as a short tail for error messages. execa reaps
  * the child, so no zombie is left however it ends.
  */
-export function startPiped(
-  file: string,
-  args: readonly string[],
-  opts: { env?: Record<string, string> } = {},
-  debug?: DebugLog,
-): PipedProcess {
+export function startPiped(file: string, args: readonly string[], debug?: DebugLog): PipedProcess {
   const started = performance.now();
   const sub = execa(file, args, {
     buffer: false,
@@ -151,8 +145,6 @@ export function startPiped(
     stdin: 'pipe',
     stdout: 'pipe',
     stderr: 'pipe',
-    env: opts.env,
-    extendEnv: opts.env === undefined,
   });
   let tail = '';
   let partial = '';
@@ -193,12 +185,11 @@ export function startPiped(
   );
   debug?.({ argv: [file, ...args], pid: sub.pid }, 'command started');
   return {
-    pid: sub.pid,
     stdin: sub.stdin,
     stdout: sub.stdout,
     exited,
-    kill(signal: NodeJS.Signals = 'SIGKILL') {
-      if (sub.exitCode === null && sub.signalCode === null) sub.kill(signal);
+    kill() {
+      if (sub.exitCode === null && sub.signalCode === null) sub.kill('SIGKILL');
     },
     onStderr(listener) {
       lineListeners.push(listener);

@@ -186,11 +186,6 @@ export class HeaderDecompressor {
     return decodeHeaderBlock(raw, { maxHeaders: this.maxHeaders });
   }
 
-  /** Decompresses one block without decoding it. */
-  decompressRaw(block: Buffer): Promise<Buffer> {
-    return this.ctx.run(block);
-  }
-
   close(): void {
     this.ctx.close();
   }
