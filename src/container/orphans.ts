@@ -24,6 +24,8 @@ import {
   childOf,
   listProcesses,
   mountPointsUnder,
+  reap,
+  removeUnmountedTree,
   type AgedEntry,
   type HostProcess,
   type OrphanCollector,
@@ -131,13 +133,16 @@ export class ContainerOrphans implements OrphanCollector {
       if (id === undefined || !ID_RE.test(id) || !unknown(id) || !pass.isOld(p.startedAtMs)) continue;
       const now = await host.argvOf(p.pid);
       if (now?.join('\0') !== p.argv.join('\0')) continue; // ended, or the pid was reused
-      try {
-        host.kill(p.pid);
-        dead.add(id);
-        pass.removed('conmon', `pid ${p.pid}`, { containerId: id, pid: p.pid });
-      } catch (err) {
-        pass.failed('conmon', `pid ${p.pid}`, err);
-      }
+      const killed = await reap(
+        pass,
+        'conmon',
+        `pid ${p.pid}`,
+        () => {
+          host.kill(p.pid);
+        },
+        { containerId: id, pid: p.pid },
+      );
+      if (killed) dead.add(id);
     }
     const runcIds = new Set(
       runcDirs.filter((e) => unknown(e.name) && pass.isOld(e.mtimeMs)).map((e) => e.name),
@@ -159,24 +164,12 @@ export class ContainerOrphans implements OrphanCollector {
       const id = childOf(s.bundlesDir, point) ?? childOf(s.containersDir, point);
       if (id === undefined || !ID_RE.test(id) || !unknown(id)) continue;
       if (!dead.has(id) && !pass.isOld(age.get(id) ?? 0)) continue;
-      try {
-        await host.unmount(point);
-        pass.removed('mount', point, { containerId: id });
-      } catch (err) {
-        pass.failed('mount', point, err);
-      }
+      await reap(pass, 'mount', point, () => host.unmount(point), { containerId: id });
     }
 
     // 3. Directories and files of unknown containers.
     const removeDir = async (kind: 'bundle' | 'container_dir' | 'exec_dir', e: AgedEntry): Promise<void> => {
-      try {
-        const left = await host.mounts([e.path]);
-        if (left.length > 0) throw new Error(`still mounted below it: ${left.join(', ')}`);
-        await host.removeTree(e.path);
-        pass.removed(kind, e.path);
-      } catch (err) {
-        pass.failed(kind, e.path, err);
-      }
+      await reap(pass, kind, e.path, () => removeUnmountedTree(e.path, host));
     };
     const orphaned = (e: AgedEntry): boolean =>
       unknown(e.name) && (dead.has(e.name) || pass.isOld(e.mtimeMs));
@@ -186,14 +179,7 @@ export class ContainerOrphans implements OrphanCollector {
       ['exit_file', exits],
       ['attach', attach],
     ] as const) {
-      for (const e of list.filter(orphaned)) {
-        try {
-          await host.removeTree(e.path);
-          pass.removed(kind, e.path);
-        } catch (err) {
-          pass.failed(kind, e.path, err);
-        }
-      }
+      for (const e of list.filter(orphaned)) await reap(pass, kind, e.path, () => host.removeTree(e.path));
     }
 
     // 4. Exec session directories no live conmon refers to (its -b, -p, -l or spec path).

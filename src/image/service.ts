@@ -5,7 +5,6 @@
  * layers and blobs follow, so a crash at any point leaves at worst unreferenced files, which
  * the collection at start-up deletes.
  */
-import { rm } from 'node:fs/promises';
 import {
   DeadlineExceededError,
   FailedPreconditionError,
@@ -20,7 +19,7 @@ import { failpoint } from '../util/failpoint.js';
 import type { ImageRecord, RecordInput } from '../store/records.js';
 import type { StateStore } from '../store/state-store.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
-import { agedEntries, mountPointsUnder, type OrphanPass } from '../util/orphans.js';
+import { agedEntries, reap, removeUnmountedTree, type OrphanPass } from '../util/orphans.js';
 import { credentialsFromAuthConfig, loadAuthFile } from './auth.js';
 import type { ContentStore } from './content-store.js';
 import { importImages } from './importer.js';
@@ -492,23 +491,11 @@ export class ImageService {
           temps.push({
             path: e.path,
             mtimeMs: e.mtimeMs,
-            remove: async () => {
-              const mounted = await mountPointsUnder([e.path]);
-              if (mounted.length > 0) throw new Error(`still mounted below it: ${mounted.join(', ')}`);
-              await rm(e.path, { recursive: true, force: true });
-            },
+            remove: () => removeUnmountedTree(e.path),
           });
         }
       }
-      for (const t of temps) {
-        if (!pass.isOld(t.mtimeMs)) continue;
-        try {
-          await t.remove();
-          pass.removed('tmp', t.path);
-        } catch (err) {
-          pass.failed('tmp', t.path, err);
-        }
-      }
+      for (const t of temps) if (pass.isOld(t.mtimeMs)) await reap(pass, 'tmp', t.path, t.remove);
     }, 'next-pass');
   }
 

@@ -4,10 +4,10 @@
  * which refuses to delete through any other mount. Entries not named like a crisp id are left
  * alone. Also the temp files of their atomic writes (`<file>.tmp-<random>`) in known pods' dirs.
  */
-import { rm } from 'node:fs/promises';
 import {
   agedEntries,
   mountPointsUnder,
+  reapTempFiles,
   type AgedEntry,
   type OrphanCollector,
   type OrphanPass,
@@ -24,6 +24,8 @@ export interface PodOrphanDeps {
   /** Tests replace these. */
   entries?: (dir: string) => Promise<AgedEntry[]>;
   mounts?: (dirs: readonly string[]) => Promise<string[]>;
+  /** Removes a temp file (`rm -f`). */
+  removeFile?: (path: string) => Promise<void>;
 }
 
 export class PodOrphans implements OrphanCollector {
@@ -38,15 +40,10 @@ export class PodOrphans implements OrphanCollector {
     const known = this.deps.sandboxIds();
     for (const e of dirs) {
       if (known.has(e.name)) {
-        for (const f of await entries(e.path)) {
-          if (f.isDirectory || !TEMP_RE.test(f.name) || !pass.isOld(f.mtimeMs)) continue;
-          try {
-            await rm(f.path, { force: true });
-            pass.removed('tmp', f.path, { sandboxId: e.name });
-          } catch (err) {
-            pass.failed('tmp', f.path, err);
-          }
-        }
+        await reapTempFiles(pass, await entries(e.path), TEMP_RE, {
+          remove: this.deps.removeFile,
+          fields: { sandboxId: e.name },
+        });
         continue;
       }
       if (!pass.isOld(e.mtimeMs)) continue;

@@ -9,9 +9,14 @@
  * period, by mtime or process start time (collectors list before they read the store, see
  * util/orphans.ts, so the grace is a second line of defence, not the only one).
  */
-import { rm } from 'node:fs/promises';
 import type { Logger } from '../log/logger.js';
-import { agedEntries, type OrphanCollector, type OrphanKind, type OrphanPass } from '../util/orphans.js';
+import {
+  agedEntries,
+  reapTempFiles,
+  type OrphanCollector,
+  type OrphanKind,
+  type OrphanPass,
+} from '../util/orphans.js';
 
 /** How old a leftover must be before a periodic pass reaps it. */
 export const ORPHAN_GRACE_MS = 60_000;
@@ -99,15 +104,7 @@ export function staleTempFiles(name: string, dir: string, pattern: RegExp): Orph
   return {
     name,
     collect: async (pass) => {
-      for (const e of await agedEntries(dir)) {
-        if (e.isDirectory || !pattern.test(e.name) || !pass.isOld(e.mtimeMs)) continue;
-        try {
-          await rm(e.path, { force: true });
-          pass.removed('tmp', e.path);
-        } catch (err) {
-          pass.failed('tmp', e.path, err);
-        }
-      }
+      await reapTempFiles(pass, await agedEntries(dir), pattern);
     },
   };
 }

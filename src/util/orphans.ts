@@ -10,7 +10,7 @@
  * and deleted after them, so anything listed before the snapshot whose id the snapshot lacks is
  * either a leftover or already being removed by its owner (both ends are idempotent).
  */
-import { lstat, readFile, readdir } from 'node:fs/promises';
+import { lstat, readFile, readdir, rm } from 'node:fs/promises';
 import { readMountInfo } from './mountinfo.js';
 import { CLK_TCK, bootTimeNs, processArgv, startTicksOf } from './proc.js';
 import { join } from 'node:path';
@@ -50,6 +50,27 @@ export interface OrphanCollector {
   collect(pass: OrphanPass): Promise<void>;
 }
 
+/**
+ * Removes one orphan and reports it to `pass`: `removed` (with `fields`) once `remove` is done,
+ * `failed` if it throws (the next pass tries again). Whether it was removed.
+ */
+export async function reap(
+  pass: OrphanPass,
+  kind: OrphanKind,
+  what: string,
+  remove: () => Promise<void> | void,
+  fields?: Record<string, unknown>,
+): Promise<boolean> {
+  try {
+    await remove();
+    pass.removed(kind, what, fields);
+    return true;
+  } catch (err) {
+    pass.failed(kind, what, err);
+    return false;
+  }
+}
+
 /** An entry of a directory with its mtime (lstat: a symlink is not followed). */
 export interface AgedEntry {
   name: string;
@@ -82,6 +103,24 @@ export async function agedEntries(dir: string): Promise<AgedEntry[]> {
     }
   }
   return out;
+}
+
+/**
+ * Temp files of atomic writes (write to a temp name, then rename) that a crash left: the files
+ * of `entries` named like `pattern` and old enough, each removed (`rm -f` unless `opts.remove`)
+ * and reported as 'tmp' (with `opts.fields`).
+ */
+export async function reapTempFiles(
+  pass: OrphanPass,
+  entries: readonly AgedEntry[],
+  pattern: RegExp,
+  opts: { remove?: (path: string) => Promise<void>; fields?: Record<string, unknown> } = {},
+): Promise<void> {
+  const remove = opts.remove ?? ((path: string) => rm(path, { force: true }));
+  for (const e of entries) {
+    if (e.isDirectory || !pattern.test(e.name) || !pass.isOld(e.mtimeMs)) continue;
+    await reap(pass, 'tmp', e.path, () => remove(e.path), opts.fields);
+  }
 }
 
 /** A process as /proc shows it. */
@@ -132,6 +171,27 @@ export async function mountPointsUnder(dirs: readonly string[]): Promise<string[
     if (dirs.some((d) => point === d || point.startsWith(`${d}/`))) points.add(point);
   }
   return [...points].sort((a, b) => b.length - a.length || a.localeCompare(b));
+}
+
+/** How a tree is checked for mounts and removed (replaced by fakes in tests). */
+export interface TreeOps {
+  mounts(dirs: readonly string[]): Promise<string[]>;
+  removeTree(path: string): Promise<void>;
+}
+
+const hostTreeOps: TreeOps = {
+  mounts: mountPointsUnder,
+  removeTree: (path) => rm(path, { recursive: true, force: true }),
+};
+
+/**
+ * `rm -r` of `path`, refused while anything is mounted at or below it (rm would cross into the
+ * mount and delete what it shows).
+ */
+export async function removeUnmountedTree(path: string, ops: TreeOps = hostTreeOps): Promise<void> {
+  const left = await ops.mounts([path]);
+  if (left.length > 0) throw new Error(`still mounted below it: ${left.join(', ')}`);
+  await ops.removeTree(path);
 }
 
 /** The first path segment of `path` below `dir` (`<dir>/<id>/...` → id), or undefined. */
