@@ -27,16 +27,15 @@ export const WS_PORTFORWARD = ['v4.channel.k8s.io', 'v4.base64.channel.k8s.io'] 
 
 export type Transport = 'spdy' | 'websocket';
 
+/** What a request without a streaming upgrade is told. */
+export const NEEDS_UPGRADE =
+  'streaming needs an upgrade: send "Connection: Upgrade" with "Upgrade: SPDY/3.1" or "Upgrade: websocket"';
+
 /** Which upgrade the request asks for, or why it is not a usable upgrade. */
 export function upgradeKind(headers: IncomingHttpHeaders): Transport | { error: string } {
   const connection = (headers.connection ?? '').toLowerCase();
   const upgrade = (headers.upgrade ?? '').toLowerCase();
-  if (!connection.includes('upgrade')) {
-    return {
-      error:
-        'streaming needs an upgrade: send "Connection: Upgrade" with "Upgrade: SPDY/3.1" or "Upgrade: websocket"',
-    };
-  }
+  if (!connection.includes('upgrade')) return { error: NEEDS_UPGRADE };
   if (upgrade.includes('spdy/3.1')) return 'spdy';
   if (upgrade.includes('websocket')) return 'websocket';
   return { error: `unsupported upgrade ${JSON.stringify(headers.upgrade ?? '')}: use SPDY/3.1 or websocket` };

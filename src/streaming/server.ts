@@ -17,6 +17,7 @@ import type { Logger } from '../log/logger.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import { spdyPortForward, wsPortForward, type ForwardContext, type PodConnection } from './port-forward.js';
 import {
+  NEEDS_UPGRADE,
   negotiateSpdy,
   offeredProtocols,
   remotecommandVersion,
@@ -99,11 +100,7 @@ export class StreamingServer {
       const route = ROUTE.exec(new URL(req.url ?? '/', 'http://x').pathname);
       res.statusCode = route === null ? 404 : 400;
       res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-      res.end(
-        route === null
-          ? 'not found\n'
-          : 'streaming needs an upgrade: send "Connection: Upgrade" with "Upgrade: SPDY/3.1" or "Upgrade: websocket"\n',
-      );
+      res.end(route === null ? 'not found\n' : `${NEEDS_UPGRADE}\n`);
     });
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.onUpgrade(req, socket, head);
@@ -357,12 +354,7 @@ export class StreamingServer {
     };
     if ('session' in conn) {
       spdyPortForward(conn.session, ctx);
-      await new Promise<void>((resolve) => {
-        if (conn.session.closed) resolve();
-        conn.session.once('close', () => {
-          resolve();
-        });
-      });
+      await conn.session.whenClosed();
     } else {
       if (ports.length === 0) {
         conn.ws.close(1008, 'no ports: the PortForward request named none');

@@ -44,12 +44,7 @@ export function spdyStdio(
       .filter(([, v]) => v)
       .map(([k]) => k),
   ];
-  const gone = new Promise<void>((resolve) => {
-    if (session.closed) resolve();
-    session.once('close', () => {
-      resolve();
-    });
-  });
+  const gone = session.whenClosed();
   return new Promise<StdioChannels>((resolve, reject) => {
     const timer = setTimeout(() => {
       const missing = wanted.filter((w) => !streams.has(w));

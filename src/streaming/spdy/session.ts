@@ -357,6 +357,16 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
     return this.isClosed;
   }
 
+  /** Resolves once the session has closed (at once if it already has). */
+  whenClosed(): Promise<void> {
+    if (this.isClosed) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.once('close', () => {
+        resolve();
+      });
+    });
+  }
+
   /** Number of streams not yet fully closed. */
   get activeStreams(): number {
     return this.streams.size;
