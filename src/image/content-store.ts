@@ -15,6 +15,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncDir } from '../util/atomic-file.js';
+import { agedEntries, type AgedEntry } from '../util/orphans.js';
 import { Readable } from 'node:stream';
 import {
   CrispError,
@@ -78,15 +79,11 @@ export class ContentStore {
    * Downloads left half-written (`.ingest-*`), with their mtimes. Whether one is still being
    * written is for the caller to know (the image service lists them only while no pull runs).
    */
-  async temps(): Promise<{ path: string; mtimeMs: number }[]> {
-    const out: { path: string; mtimeMs: number }[] = [];
+  async temps(): Promise<AgedEntry[]> {
+    const out: AgedEntry[] = [];
     for (const algorithm of ALGORITHMS) {
-      const dir = path.join(this.root, algorithm);
-      for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
-        if (!name.startsWith(TEMP_PREFIX)) continue;
-        const st = await fs.lstat(path.join(dir, name)).catch(() => undefined);
-        if (st) out.push({ path: path.join(dir, name), mtimeMs: st.mtimeMs });
-      }
+      const entries = await agedEntries(path.join(this.root, algorithm));
+      out.push(...entries.filter((e) => e.name.startsWith(TEMP_PREFIX)));
     }
     return out;
   }
@@ -98,7 +95,7 @@ export class ContentStore {
       !ALGORITHMS.some((a) => dir === path.join(this.root, a)) ||
       !path.basename(p).startsWith(TEMP_PREFIX)
     ) {
-      throw new InvalidArgumentError('path', `${p} is not a download in progress of ${this.root}`);
+      throw new InternalError(`${p} is not a download in progress of ${this.root}`);
     }
     await fs.rm(p, { force: true });
   }

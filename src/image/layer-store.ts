@@ -22,6 +22,7 @@ import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncDir, writeNewFileSynced } from '../util/atomic-file.js';
+import { agedEntries, type AgedEntry } from '../util/orphans.js';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -206,21 +207,17 @@ export class LayerStore {
    * still under way is for the caller to know (the image service lists them only while no pull
    * or collection runs).
    */
-  async temps(): Promise<{ path: string; mtimeMs: number }[]> {
-    const out: { path: string; mtimeMs: number }[] = [];
-    for (const name of await fs.readdir(this.root).catch(() => [] as string[])) {
-      if (!name.startsWith(TEMP_PREFIX) && !name.startsWith(TRASH_PREFIX)) continue;
-      const st = await fs.lstat(path.join(this.root, name)).catch(() => undefined);
-      if (st) out.push({ path: path.join(this.root, name), mtimeMs: st.mtimeMs });
-    }
-    return out;
+  async temps(): Promise<AgedEntry[]> {
+    return (await agedEntries(this.root)).filter(
+      (e) => e.name.startsWith(TEMP_PREFIX) || e.name.startsWith(TRASH_PREFIX),
+    );
   }
 
   /** Removes one entry `temps()` returned (and nothing else). */
   async removeTemp(p: string): Promise<void> {
     const name = path.basename(p);
     if (path.dirname(p) !== this.root || !(name.startsWith(TEMP_PREFIX) || name.startsWith(TRASH_PREFIX))) {
-      throw new Error(`${p} is not an unfinished unpack or delete of ${this.root}`);
+      throw new InternalError(`${p} is not an unfinished unpack or delete of ${this.root}`);
     }
     await fs.rm(p, { recursive: true, force: true });
   }

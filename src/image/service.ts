@@ -476,7 +476,7 @@ export class ImageService {
       const { layers, blobs } = await this.#collectUnreferenced();
       for (const diffId of layers) pass.removed('layer', diffId);
       for (const digest of blobs) pass.removed('blob', digest);
-      const temps = [
+      const temps: { path: string; mtimeMs: number; remove: () => Promise<void> }[] = [
         ...(await this.deps.content.temps()).map((t) => ({
           ...t,
           remove: () => this.deps.content.removeTemp(t.path),
