@@ -197,72 +197,69 @@ export class ImageService {
     const ref = parseReference(spec);
     const started = performance.now();
     const signal = AbortSignal.any([callerSignal, AbortSignal.timeout(this.config.pullTimeoutMs)]);
-    this.activePulls += 1;
-    // Durable before the first byte lands: a crash mid-pull is then known at the next start.
-    const intent = await this.journal.begin('pull-image', ref.full, 'pulling');
-    try {
-      await this.collecting;
-      const policy = await this.deps.registries();
-      const candidates = policy.candidates(ref);
-      let lastError: unknown;
-      for (const candidate of candidates) {
-        try {
-          const pulled = await pullReference(
-            {
-              client: this.deps.client,
-              content: this.deps.content,
-              layers: this.layerCache,
-              log: this.deps.log,
-              onBytes: (n) => this.deps.observer?.pullBytes(n),
-            },
-            {
-              ref: candidate,
-              sources: policy.sources(candidate),
-              credentialsFor: (source) => this.credentialsFor(candidate, source, auth),
-            },
-            signal,
-          );
-          failpoint('pull-image:before-commit');
-          await this.commit(
-            {
-              pulled,
-              tags: candidate.tag === undefined ? [] : [candidate.full],
-              repoDigests: [withDigest(candidate, pulled.topDigest).full],
-              pinned: false,
-            },
-            intent,
-          );
-          const seconds = (performance.now() - started) / 1000;
-          this.deps.observer?.pullFinished('success', seconds);
-          this.deps.log.info(
-            {
-              image: candidate.full,
-              id: pulled.id,
-              from: pulled.endpoint,
-              durationMs: Math.round(seconds * 1000),
-            },
-            'pulled image',
-          );
-          return pulled.id;
-        } catch (err) {
-          lastError = err;
-          if (signal.aborted) break;
-          // A short name is tried on the next search registry only when this one lacks it.
-          if (!(err instanceof NotFoundError) || candidates.length === 1) break;
+    return this.#storing(async () => {
+      // Durable before the first byte lands: a crash mid-pull is then known at the next start.
+      const intent = await this.journal.begin('pull-image', ref.full, 'pulling');
+      try {
+        const policy = await this.deps.registries();
+        const candidates = policy.candidates(ref);
+        let lastError: unknown;
+        for (const candidate of candidates) {
+          try {
+            const pulled = await pullReference(
+              {
+                client: this.deps.client,
+                content: this.deps.content,
+                layers: this.layerCache,
+                log: this.deps.log,
+                onBytes: (n) => this.deps.observer?.pullBytes(n),
+              },
+              {
+                ref: candidate,
+                sources: policy.sources(candidate),
+                credentialsFor: (source) => this.credentialsFor(candidate, source, auth),
+              },
+              signal,
+            );
+            failpoint('pull-image:before-commit');
+            await this.commit(
+              {
+                pulled,
+                tags: candidate.tag === undefined ? [] : [candidate.full],
+                repoDigests: [withDigest(candidate, pulled.topDigest).full],
+                pinned: false,
+              },
+              intent,
+            );
+            const seconds = (performance.now() - started) / 1000;
+            this.deps.observer?.pullFinished('success', seconds);
+            this.deps.log.info(
+              {
+                image: candidate.full,
+                id: pulled.id,
+                from: pulled.endpoint,
+                durationMs: Math.round(seconds * 1000),
+              },
+              'pulled image',
+            );
+            return pulled.id;
+          } catch (err) {
+            lastError = err;
+            if (signal.aborted) break;
+            // A short name is tried on the next search registry only when this one lacks it.
+            if (!(err instanceof NotFoundError) || candidates.length === 1) break;
+          }
         }
+        throw this.pullError(ref, lastError, signal, callerSignal);
+      } catch (err) {
+        this.deps.observer?.pullFinished('failure', (performance.now() - started) / 1000);
+        await intent.done().catch((doneErr: unknown) => {
+          // Left for the next start, which drops it; the pull's own error is the one to report.
+          this.deps.log.warn({ image: ref.full, err: doneErr }, 'cannot end the intent of a failed pull');
+        });
+        throw err;
       }
-      throw this.pullError(ref, lastError, signal, callerSignal);
-    } catch (err) {
-      this.deps.observer?.pullFinished('failure', (performance.now() - started) / 1000);
-      await intent.done().catch((doneErr: unknown) => {
-        // Left for the next start, which drops it; the pull's own error is the one to report.
-        this.deps.log.warn({ image: ref.full, err: doneErr }, 'cannot end the intent of a failed pull');
-      });
-      throw err;
-    } finally {
-      this.activePulls -= 1;
-      if (this.activePulls === 0 && this.collectPending) void this.collectLogged();
-    }
+    });
   }
 
   private pullError(
@@ -307,27 +304,22 @@ export class ImageService {
   /** Builds (or finds) the built-in pause image from the host's catatonit; returns its id. */
   async ensureBuiltinPause(catatonitPath?: string): Promise<string> {
     const built = await buildPauseImage(catatonitPath);
+    const ref = parseReference(BUILTIN_PAUSE_IMAGE);
     // Like a pull: no collection may run while its blobs are stored but not yet recorded.
-    this.activePulls += 1;
-    let pulled: PulledImage;
-    try {
-      await this.collecting;
-      pulled = await storeLocalImage(this.deps.content, this.layerCache, {
+    return this.#storing(async () => {
+      const pulled = await storeLocalImage(this.deps.content, this.layerCache, {
         manifestBytes: built.manifestBytes,
         configBytes: built.configBytes,
         layers: [built.layer],
       });
-    } finally {
-      this.activePulls -= 1;
-    }
-    const ref = parseReference(BUILTIN_PAUSE_IMAGE);
-    await this.commit({
-      pulled,
-      tags: [ref.full],
-      repoDigests: [withDigest(ref, pulled.topDigest).full],
-      pinned: true,
+      await this.commit({
+        pulled,
+        tags: [ref.full],
+        repoDigests: [withDigest(ref, pulled.topDigest).full],
+        pinned: true,
+      });
+      return pulled.id;
     });
-    return pulled.id;
   }
 
   /**
@@ -339,9 +331,7 @@ export class ImageService {
     if (tagOverride && tagOverride.tag === undefined) {
       throw new InvalidArgumentError('name', `"${name}" has a digest; give a tag to name an imported image`);
     }
-    this.activePulls += 1;
-    try {
-      await this.collecting;
+    return this.#storing(async () => {
       const imported = await importImages(path, scratchDir, this.deps.content, this.layerCache);
       if (tagOverride && imported.length !== 1) {
         throw new InvalidArgumentError(
@@ -356,9 +346,22 @@ export class ImageService {
         records.push(await this.commit({ pulled: image.pulled, tags, repoDigests, pinned: false }));
       }
       return records;
+    });
+  }
+
+  /**
+   * Runs `fn`, which stores blobs and layers and records them (a pull, an import, a local
+   * image): it first waits out a collection under way, no collection starts while it runs, and a
+   * collection asked for meanwhile runs once the last such work ends.
+   */
+  async #storing<T>(fn: () => Promise<T>): Promise<T> {
+    this.activePulls += 1;
+    try {
+      await this.collecting;
+      return await fn();
     } finally {
       this.activePulls -= 1;
-      if (this.activePulls === 0 && this.collectPending) void this.collectLogged();
+      if (this.#collectWanted()) void this.collectLogged();
     }
   }
 
