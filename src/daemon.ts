@@ -329,7 +329,7 @@ export async function startDaemon(config: CrispConfig, log: Logger): Promise<Dae
         ),
         new PodOrphans({ podsDir: paths.podsDir, sandboxIds, podFiles }),
         network,
-        staleTempFiles('cni-cache-temps', paths.cniResultsDir, /^\..+\.tmp$/),
+        staleTempFiles('cni-cache-temps', paths.cniResultsDir, /^\.tmp-.+-[0-9a-f]+$|^\..+\.tmp$/),
         staleTempFiles('pod-cidr-temp', dirname(paths.podCidrFile), /^pod-cidr\.tmp$/),
         { name: 'images', collect: (pass) => images.collectOrphans(pass, paths.tmpDir) },
       ],

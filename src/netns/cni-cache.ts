@@ -7,10 +7,9 @@
  * Written after a successful ADD of the whole list, atomically and durably (temp file, fsync,
  * rename, fsync of the dir); removed after a successful DEL. fs/promises only.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fsyncDir, writeNewFileSynced } from '../util/atomic-file.js';
+import { fsyncDir, writeFileAtomic } from '../util/atomic-file.js';
 import { errnoCode, isRecord } from './cni-conf.js';
 
 export const CACHE_KIND = 'cniCacheV1';
@@ -42,17 +41,9 @@ export function cacheFileName(networkName: string, containerId: string, ifName: 
 /** Writes (or replaces) the entry's file atomically and durably; returns its path. */
 export async function writeCacheEntry(dir: string, entry: CniCacheEntry): Promise<string> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const name = cacheFileName(entry.networkName, entry.containerId, entry.ifName);
-  const path = join(dir, name);
-  const temp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    await writeNewFileSynced(temp, JSON.stringify(entry), 0o600);
-    await rename(temp, path);
-  } catch (err) {
-    await unlink(temp).catch(() => undefined);
-    throw err;
-  }
-  await fsyncDir(dir);
+  const path = join(dir, cacheFileName(entry.networkName, entry.containerId, entry.ifName));
+  // The temp file beside it is `.tmp-<name>-<random>`: scanCache skips it (a leading dot).
+  await writeFileAtomic(path, JSON.stringify(entry), 0o600);
   return path;
 }
 
