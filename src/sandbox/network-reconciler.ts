@@ -43,7 +43,6 @@ export interface ReconcileReport {
 
 export class NetworkReconciler implements OrphanCollector {
   readonly name = 'network';
-  #timer: NodeJS.Timeout | undefined;
   #running: Promise<ReconcileReport> | undefined;
 
   constructor(private readonly deps: ReconcilerDeps) {}
@@ -78,7 +77,7 @@ export class NetworkReconciler implements OrphanCollector {
     const report: ReconcileReport = { cni: [], ipam: [], netns: [] };
     // Listed before the store is read (see the header).
     const files = new Set(await netns.list());
-    const cached = cni ? await cni.cachedSandboxIds() : [];
+    const cached = new Set(cni ? await cni.cachedSandboxIds() : []);
     const leased = cni?.leasedSandboxIds ? await cni.leasedSandboxIds() : [];
     const known = this.deps.sandboxIds();
     const del = async (id: string): Promise<void> => {
@@ -102,7 +101,7 @@ export class NetworkReconciler implements OrphanCollector {
       }
     }
     for (const id of leased) {
-      if (known.has(id) || report.cni.includes(id) || cached.includes(id)) continue;
+      if (known.has(id) || cached.has(id)) continue; // a cached id was torn down above (or failed)
       try {
         await del(id);
         report.ipam.push(id);
@@ -123,21 +122,5 @@ export class NetworkReconciler implements OrphanCollector {
       }
     }
     return report;
-  }
-
-  /** Runs a pass every `intervalMs` (the timer does not keep the process alive). */
-  start(intervalMs: number): void {
-    this.stop();
-    this.#timer = setInterval(() => {
-      this.runOnce().catch((err: unknown) => {
-        this.deps.log.error({ err }, 'network reconciliation failed');
-      });
-    }, intervalMs);
-    this.#timer.unref();
-  }
-
-  stop(): void {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = undefined;
   }
 }
