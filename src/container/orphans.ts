@@ -20,6 +20,7 @@ import { CommandFailure, runCommand } from '../util/command.js';
 import { processArgv } from '../util/proc.js';
 import {
   agedEntries,
+  CRISP_ID_RE,
   argValue,
   childOf,
   listProcesses,
@@ -32,7 +33,6 @@ import {
   type OrphanPass,
 } from '../util/orphans.js';
 
-const ID_RE = /^[0-9a-f]{64}$/;
 const EXEC_DIR_RE = /^(exec|stream)-/;
 
 export interface ContainerOrphanSettings {
@@ -116,12 +116,14 @@ export class ContainerOrphans implements OrphanCollector {
     const { host } = this.deps;
     // Everything is listed first, the store read last (util/orphans.ts).
     const conmons = await host.conmons(s.runtimeRoot);
-    const runcDirs = (await host.entries(s.runtimeRoot)).filter((e) => e.isDirectory && ID_RE.test(e.name));
+    const runcDirs = (await host.entries(s.runtimeRoot)).filter(
+      (e) => e.isDirectory && CRISP_ID_RE.test(e.name),
+    );
     const mounts = await host.mounts([s.bundlesDir, s.containersDir]);
-    const bundles = (await host.entries(s.bundlesDir)).filter((e) => ID_RE.test(e.name));
-    const containerDirs = (await host.entries(s.containersDir)).filter((e) => ID_RE.test(e.name));
-    const exits = (await host.entries(s.exitsDir)).filter((e) => ID_RE.test(e.name));
-    const attach = (await host.entries(s.attachDir)).filter((e) => ID_RE.test(e.name));
+    const bundles = (await host.entries(s.bundlesDir)).filter((e) => CRISP_ID_RE.test(e.name));
+    const containerDirs = (await host.entries(s.containersDir)).filter((e) => CRISP_ID_RE.test(e.name));
+    const exits = (await host.entries(s.exitsDir)).filter((e) => CRISP_ID_RE.test(e.name));
+    const attach = (await host.entries(s.attachDir)).filter((e) => CRISP_ID_RE.test(e.name));
     const execDirs = (await host.entries(s.execDir)).filter((e) => e.isDirectory && EXEC_DIR_RE.test(e.name));
     const known = this.deps.containerIds();
     const unknown = (id: string): boolean => !known.has(id);
@@ -130,7 +132,7 @@ export class ContainerOrphans implements OrphanCollector {
     const dead = new Set<string>();
     for (const p of conmons) {
       const id = argValue(p.argv, '-c');
-      if (id === undefined || !ID_RE.test(id) || !unknown(id) || !pass.isOld(p.startedAtMs)) continue;
+      if (id === undefined || !CRISP_ID_RE.test(id) || !unknown(id) || !pass.isOld(p.startedAtMs)) continue;
       const now = await host.argvOf(p.pid);
       if (now?.join('\0') !== p.argv.join('\0')) continue; // ended, or the pid was reused
       const killed = await reap(
@@ -162,7 +164,7 @@ export class ContainerOrphans implements OrphanCollector {
       age.set(e.name, Math.max(age.get(e.name) ?? 0, e.mtimeMs));
     for (const point of mounts) {
       const id = childOf(s.bundlesDir, point) ?? childOf(s.containersDir, point);
-      if (id === undefined || !ID_RE.test(id) || !unknown(id)) continue;
+      if (id === undefined || !CRISP_ID_RE.test(id) || !unknown(id)) continue;
       if (!dead.has(id) && !pass.isOld(age.get(id) ?? 0)) continue;
       await reap(pass, 'mount', point, () => host.unmount(point), { containerId: id });
     }

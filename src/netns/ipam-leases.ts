@@ -8,10 +8,10 @@
  */
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { CRISP_ID_RE } from '../util/orphans.js';
 import type { CniNetworkList } from './cni-conf.js';
 
 export const HOST_LOCAL_DEFAULT_DATA_DIR = '/var/lib/cni/networks';
-const ID_RE = /^[0-9a-f]{64}$/;
 
 /** The directories where host-local keeps this network's allocations (one per host-local plugin). */
 export function hostLocalLeaseDirs(network: CniNetworkList): string[] {
@@ -55,7 +55,7 @@ export async function readLeases(dir: string): Promise<IpamLease[]> {
       continue; // released meanwhile, or not a file
     }
     const id = text.split(/\r?\n/)[0]?.trim() ?? '';
-    if (ID_RE.test(id)) out.push({ file, sandboxId: id });
+    if (CRISP_ID_RE.test(id)) out.push({ file, sandboxId: id });
   }
   return out;
 }

@@ -5,6 +5,7 @@
  * alone. Also the temp files of their atomic writes (`<file>.tmp-<random>`) in known pods' dirs.
  */
 import {
+  CRISP_ID_RE,
   agedEntries,
   mountPointsUnder,
   reapTempFiles,
@@ -13,7 +14,6 @@ import {
   type OrphanPass,
 } from '../util/orphans.js';
 
-const ID_RE = /^[0-9a-f]{64}$/;
 const TEMP_RE = /\.tmp-[0-9a-f]+$/;
 
 export interface PodOrphanDeps {
@@ -36,7 +36,7 @@ export class PodOrphans implements OrphanCollector {
   async collect(pass: OrphanPass): Promise<void> {
     const entries = this.deps.entries ?? agedEntries;
     const mounts = this.deps.mounts ?? mountPointsUnder;
-    const dirs = (await entries(this.deps.podsDir)).filter((e) => e.isDirectory && ID_RE.test(e.name));
+    const dirs = (await entries(this.deps.podsDir)).filter((e) => e.isDirectory && CRISP_ID_RE.test(e.name));
     const known = this.deps.sandboxIds();
     for (const e of dirs) {
       if (known.has(e.name)) {

@@ -34,6 +34,9 @@ export const ORPHAN_KINDS = [
 ] as const;
 export type OrphanKind = (typeof ORPHAN_KINDS)[number];
 
+/** A crisp id (pods, containers): 64 lowercase hex. Collectors consider only entries named so. */
+export const CRISP_ID_RE = /^[0-9a-f]{64}$/;
+
 /** One pass of one collector. */
 export interface OrphanPass {
   /** Whether something last changed at `mtimeMs` (or started then) is old enough to reap. */
