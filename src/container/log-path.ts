@@ -16,12 +16,9 @@ import type { Stats } from 'node:fs';
 import { lstat, realpath, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
+import { errnoCode } from '../util/errno.js';
 
 const FIELD = 'config.log_path';
-
-function errnoOf(err: unknown): string | undefined {
-  return err instanceof Error && 'code' in err ? String(err.code) : undefined;
-}
 
 function inside(root: string, path: string): boolean {
   return path === root || path.startsWith(root.endsWith(sep) ? root : `${root}${sep}`);
@@ -41,7 +38,7 @@ export async function checkLogPathContained(logDirectory: string, logPath: strin
   try {
     root = await realpath(logDirectory);
   } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return; // made fresh by crisp, below nobody's symlinks
+    if (errnoCode(err) === 'ENOENT') return; // made fresh by crisp, below nobody's symlinks
     throw new InvalidArgumentError(FIELD, `cannot resolve the pod's log_directory ${logDirectory}`, {
       cause: err,
     });
@@ -55,8 +52,8 @@ export async function checkLogPathContained(logDirectory: string, logPath: strin
     try {
       st = await lstat(current);
     } catch (err) {
-      if (errnoOf(err) === 'ENOENT') return;
-      throw new InvalidArgumentError(FIELD, `cannot check ${current} (${errnoOf(err) ?? String(err)})`, {
+      if (errnoCode(err) === 'ENOENT') return;
+      throw new InvalidArgumentError(FIELD, `cannot check ${current} (${errnoCode(err) ?? String(err)})`, {
         cause: err,
       });
     }

@@ -17,6 +17,7 @@ import { rm } from 'node:fs/promises';
 import type { Logger } from '../log/logger.js';
 import { Runc } from '../oci/runc.js';
 import { CommandFailure, runCommand } from '../util/command.js';
+import { errnoCode } from '../util/errno.js';
 import { processArgv } from '../util/proc.js';
 import {
   agedEntries,
@@ -80,7 +81,7 @@ export function hostOps(settings: ContainerOrphanSettings, log: Logger): Contain
       try {
         process.kill(pid, 'SIGKILL');
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+        if (errnoCode(err) !== 'ESRCH') throw err;
       }
     },
     runcDelete: (id) => runc.delete(id, true),

@@ -8,6 +8,7 @@
  */
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { errnoCode } from '../util/errno.js';
 import { CRISP_ID_RE } from '../util/orphans.js';
 import type { CniNetworkList } from './cni-conf.js';
 
@@ -41,7 +42,7 @@ export async function readLeases(dir: string): Promise<IpamLease[]> {
   try {
     names = await readdir(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if (errnoCode(err) === 'ENOENT') return [];
     throw err;
   }
   const out: IpamLease[] = [];

@@ -3,6 +3,7 @@
  * Used once at start for the CRI socket's group (crisp.toml `socket_group`).
  */
 import { readFile } from 'node:fs/promises';
+import { errnoCode } from './errno.js';
 
 /** The largest gid Linux accepts (2^32 - 2; -1 means "unchanged" to chown). */
 const MAX_GID = 4_294_967_294;
@@ -32,7 +33,7 @@ export async function resolveGroup(group: string, groupFile = '/etc/group'): Pro
   try {
     text = await readFile(groupFile, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (errnoCode(err) === 'ENOENT') return undefined;
     throw err;
   }
   return parseGroupFile(text).get(group);

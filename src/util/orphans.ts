@@ -11,6 +11,7 @@
  * either a leftover or already being removed by its owner (both ends are idempotent).
  */
 import { lstat, readFile, readdir, rm } from 'node:fs/promises';
+import { errnoCode } from './errno.js';
 import { readMountInfo } from './mountinfo.js';
 import { CLK_TCK, bootTimeNs, processArgv, startTicksOf } from './proc.js';
 import { join } from 'node:path';
@@ -82,17 +83,13 @@ export interface AgedEntry {
   isDirectory: boolean;
 }
 
-function errnoOf(err: unknown): string | undefined {
-  return err instanceof Error && 'code' in err ? String(err.code) : undefined;
-}
-
 /** The entries of `dir` (none when it does not exist), each with its lstat mtime. */
 export async function agedEntries(dir: string): Promise<AgedEntry[]> {
   let names: string[];
   try {
     names = await readdir(dir);
   } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return [];
+    if (errnoCode(err) === 'ENOENT') return [];
     throw err;
   }
   const out: AgedEntry[] = [];
@@ -102,7 +99,7 @@ export async function agedEntries(dir: string): Promise<AgedEntry[]> {
       const st = await lstat(path);
       out.push({ name, path, mtimeMs: st.mtimeMs, isDirectory: st.isDirectory() });
     } catch (err) {
-      if (errnoOf(err) !== 'ENOENT') throw err; // gone meanwhile
+      if (errnoCode(err) !== 'ENOENT') throw err; // gone meanwhile
     }
   }
   return out;
