@@ -100,6 +100,7 @@ describe('PodOrphans', () => {
       isDirectory,
     });
     const removedPods: string[] = [];
+    const removedFiles: string[] = [];
     const found: [OrphanKind, string][] = [];
     const collector = new PodOrphans({
       podsDir: '/r/pods',
@@ -117,14 +118,18 @@ describe('PodOrphans', () => {
             : [e(dir, 'hosts.tmp-0a1b', 0, false), e(dir, 'hosts', 0, false)],
         ),
       mounts: (dirs) => Promise.resolve(dirs[0] === `/r/pods/${b}` ? [`/r/pods/${b}/shm`] : []),
+      removeFile: (path) => {
+        removedFiles.push(path);
+        return Promise.resolve();
+      },
     });
-    // The temp file of the known pod is removed for real: it does not exist, rm -f is fine.
     await collector.collect({
       isOld: () => true,
       removed: (k, what) => found.push([k, what]),
       failed: (k, what, err) => assert.fail(`${k} ${what}: ${String(err)}`),
     });
     assert.deepEqual(removedPods, [b]);
+    assert.deepEqual(removedFiles, [`/r/pods/${a}/hosts.tmp-0a1b`]);
     assert.deepEqual(found, [
       ['tmp', `/r/pods/${a}/hosts.tmp-0a1b`],
       ['mount', `/r/pods/${b}/shm`],

@@ -9,6 +9,7 @@ import { mkdir, readFile, readdir, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status as GrpcCode } from '@grpc/grpc-js';
+import { parseGroupFile } from '../../src/util/group.js';
 import { rejection, type CriClients } from './harness/cri-client.js';
 import { makeTestDirs, removeTestDirs, spawnCrisp, startCrisp, writeTestConfig } from './harness/daemon.js';
 import { startWithBusybox, type BusyboxSetup } from './harness/with-busybox.js';
@@ -17,9 +18,8 @@ const mode = async (path: string): Promise<number> => (await stat(path)).mode & 
 
 /** A group of this node other than root's, by name and gid (from /etc/group). */
 async function someGroup(): Promise<{ name: string; gid: number }> {
-  for (const line of (await readFile('/etc/group', 'utf8')).split('\n')) {
-    const [name, , gid] = line.split(':');
-    if (name && gid && /^\d+$/.test(gid) && Number(gid) !== 0) return { name, gid: Number(gid) };
+  for (const [name, gid] of parseGroupFile(await readFile('/etc/group', 'utf8'))) {
+    if (gid !== 0) return { name, gid };
   }
   throw new Error('/etc/group has no group but root');
 }

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { conmonCreateArgs } from '../../src/oci/conmon.js';
 import { runCommand } from '../../src/util/command.js';
+import { processAlive } from '../../src/util/proc.js';
 import { connectCri, containerPid, createAndStart } from './harness/cri-client.js';
 import { spawnCrisp } from './harness/daemon.js';
 import { mountsUnder, until } from './harness/host.js';
@@ -23,15 +24,6 @@ const exists = (p: string): Promise<boolean> =>
     () => true,
     () => false,
   );
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 const newId = (): string => randomBytes(32).toString('hex');
 
@@ -120,7 +112,10 @@ describe('orphan collection', () => {
     await runCommand('runc', ['--root', runcRoot, 'start', x]);
     const orphanInit = (await runcState())?.pid ?? 0;
     const conmonPid = Number((await readFile(join(bundle, 'conmon-pidfile'), 'utf8')).trim());
-    assert.ok(alive(conmonPid) && alive(orphanInit), 'the planted container runs');
+    assert.ok(
+      (await processAlive(conmonPid)) && (await processAlive(orphanInit)),
+      'the planted container runs',
+    );
     assert.ok(await exists(join(dirs.run, 'attach', x)), 'conmon made its attach entry');
 
     // 2. An image volume left mounted under another unknown container's directory.
@@ -176,13 +171,13 @@ describe('orphan collection', () => {
         .filter((l) => l.component === 'orphans' || l.component === 'network-reconciler')
         .map((l) => JSON.stringify(l))
         .join('\n');
-    await until('the orphan conmon to be gone', () =>
-      Promise.resolve(alive(conmonPid) ? undefined : true),
+    await until('the orphan conmon to be gone', async () =>
+      (await processAlive(conmonPid)) ? undefined : true,
     ).catch((err: unknown) => {
       throw new Error(`${String(err)}\n${orphanLogs()}`);
     });
-    await until('the orphan container process to be gone', () =>
-      Promise.resolve(alive(orphanInit) ? undefined : true),
+    await until('the orphan container process to be gone', async () =>
+      (await processAlive(orphanInit)) ? undefined : true,
     );
     assert.equal(await runcState(), undefined, 'runc no longer knows the orphan container');
     for (const gone of [
@@ -231,7 +226,7 @@ describe('orphan collection', () => {
     // The live pod is as it was.
     const status = await setup.cri.runtime.ContainerStatus({ container_id: live });
     assert.equal(status.status?.state, 'CONTAINER_RUNNING');
-    assert.ok(alive(livePid), "the live container's process runs");
+    assert.ok(await processAlive(livePid), "the live container's process runs");
     assert.deepEqual(await mountsUnder(join(bundles, live, 'rootfs')), [join(bundles, live, 'rootfs')]);
     const pods = await setup.cri.runtime.ListPodSandbox({});
     assert.deepEqual(
