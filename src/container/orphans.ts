@@ -67,7 +67,7 @@ export function isConmonFor(argv: readonly string[], root: string): boolean {
   return argv.some((a, i) => a === '--runtime-arg' && argv[i + 1] === `--root=${root}`);
 }
 
-export function hostOps(settings: ContainerOrphanSettings, log: Logger): ContainerOrphanHost {
+function hostOps(settings: ContainerOrphanSettings, log: Logger): ContainerOrphanHost {
   const runc = new Runc({
     path: settings.runtimePath,
     root: settings.runtimeRoot,

@@ -36,7 +36,7 @@ const SECRET_KEYS = [
 ];
 
 /** pino redaction paths: each secret key at the top level and one or two objects down. */
-export const REDACTED_PATHS = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
+const REDACTED_PATHS = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
 
 export function createLogger(opts: LoggerOptions): Logger {
   const fd = opts.fd ?? 2;

@@ -34,7 +34,7 @@ export interface CachedFile {
   entry: CniCacheEntry;
 }
 
-export function cacheFileName(networkName: string, containerId: string, ifName: string): string {
+function cacheFileName(networkName: string, containerId: string, ifName: string): string {
   return `${networkName}-${containerId}-${ifName}`;
 }
 
@@ -59,7 +59,7 @@ export async function removeCacheFile(path: string, dir: string): Promise<void> 
 }
 
 /** Validates a parsed cache file; undefined when it is not a usable libcni cache entry. */
-export function toCacheEntry(value: unknown): CniCacheEntry | undefined {
+function toCacheEntry(value: unknown): CniCacheEntry | undefined {
   if (!isRecord(value) || value.kind !== CACHE_KIND) return undefined;
   const { containerId, config, ifName, networkName, netns, cniArgs, capabilityArgs, result } = value;
   if (typeof containerId !== 'string' || typeof ifName !== 'string' || typeof networkName !== 'string')

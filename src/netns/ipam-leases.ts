@@ -12,7 +12,7 @@ import { errnoCode } from '../util/errno.js';
 import { CRISP_ID_RE } from '../util/orphans.js';
 import type { CniNetworkList } from './cni-conf.js';
 
-export const HOST_LOCAL_DEFAULT_DATA_DIR = '/var/lib/cni/networks';
+const HOST_LOCAL_DEFAULT_DATA_DIR = '/var/lib/cni/networks';
 
 /** The directories where host-local keeps this network's allocations (one per host-local plugin). */
 export function hostLocalLeaseDirs(network: CniNetworkList): string[] {

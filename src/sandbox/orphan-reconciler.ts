@@ -19,7 +19,7 @@ import {
 } from '../util/orphans.js';
 
 /** How old a leftover must be before a periodic pass reaps it. */
-export const ORPHAN_GRACE_MS = 60_000;
+const ORPHAN_GRACE_MS = 60_000;
 
 export interface OrphanReconcilerDeps {
   collectors: readonly OrphanCollector[];
