@@ -8,6 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
 import type { AuthConfigInput, Credentials } from './types.js';
+import { errnoCode } from '../util/errno.js';
 
 /** Credentials per registry (and per namespace or repository) from the node's auth file. */
 export interface AuthFile {
@@ -195,9 +196,4 @@ function decodeAuth(auth: string): { username: string; password: string } | stri
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function errnoCode(err: unknown): string | undefined {
-  if (typeof err !== 'object' || err === null || !('code' in err)) return undefined;
-  return typeof err.code === 'string' ? err.code : undefined;
 }

@@ -29,6 +29,7 @@ import {
   referenceFrom,
 } from './reference.js';
 import type { ImageReference, PullSource } from './types.js';
+import { errnoCode } from '../util/errno.js';
 
 export type PullFromMirror = 'all' | 'digest-only' | 'tag-only';
 
@@ -475,11 +476,6 @@ function readPrefix(text: string, key: string, check: Checker): { prefix: string
 
 function joinPlace(place: Place): string {
   return place.path === '' ? place.host : `${place.host}/${place.path}`;
-}
-
-function errnoCode(err: unknown): string | undefined {
-  if (typeof err !== 'object' || err === null || !('code' in err)) return undefined;
-  return typeof err.code === 'string' ? err.code : undefined;
 }
 
 /** Type checks on TOML values; every failure names the file and the key. */

@@ -6,9 +6,9 @@
  * then (since 0.8) "\r\n" and the interface name; `lock` and `last_reserved_ip.<n>` are its own.
  * Only the network crisp's config selects is read, and only ids shaped like crisp's (64 hex).
  */
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errnoCode } from '../util/errno.js';
+import { readdirIfExists } from '../util/errno.js';
 import { CRISP_ID_RE } from '../util/orphans.js';
 import type { CniNetworkList } from './cni-conf.js';
 
@@ -38,13 +38,7 @@ export interface IpamLease {
 
 /** The allocations in `dir` held for crisp-shaped ids; none when the directory does not exist. */
 export async function readLeases(dir: string): Promise<IpamLease[]> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return [];
-    throw err;
-  }
+  const names = await readdirIfExists(dir);
   const out: IpamLease[] = [];
   for (const name of names.sort()) {
     if (name === 'lock' || name.startsWith('last_reserved_ip')) continue;

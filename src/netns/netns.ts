@@ -15,12 +15,13 @@
  *
  * Also passes on util/mountinfo.ts's parser to the sandbox layer (readMountInfo, topMountAt).
  */
-import { mkdir, open, readdir, realpath, statfs, unlink } from 'node:fs/promises';
+import { mkdir, open, realpath, statfs, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { AlreadyExistsError, CommandError, InternalError, InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { CommandFailure, runCommand } from '../util/command.js';
 import { readMountInfo as readHostMountInfo, type MountInfoEntry } from '../util/mountinfo.js';
+import { errnoCode, readdirIfExists } from '../util/errno.js';
 
 /** statfs(2) f_type of a namespace file (include/uapi/linux/magic.h NSFS_MAGIC). */
 const NSFS_MAGIC = 0x6e736673;
@@ -217,9 +218,8 @@ export class NetnsManager {
   async list(): Promise<string[]> {
     let names: string[];
     try {
-      names = await readdir(this.dir);
+      names = await readdirIfExists(this.dir);
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return [];
       throw new InternalError(`cannot list ${this.dir}`, { cause: err });
     }
     return names
@@ -268,12 +268,6 @@ function toCommandError(step: string, err: unknown): unknown {
     cause: err,
     details: { step, argv: err.argv, reason: err.reason },
   });
-}
-
-function errnoCode(err: unknown): string | undefined {
-  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string')
-    return err.code;
-  return undefined;
 }
 
 // --- /proc/self/mountinfo ----------------------------------------------------------------------

@@ -18,6 +18,7 @@ import { CommandError, FailedPreconditionError, InternalError, InvalidArgumentEr
 import type { Logger } from '../log/logger.js';
 import { readMountInfo, topMountAt } from '../netns/netns.js';
 import { CommandFailure, runCommand } from '../util/command.js';
+import { errnoCode } from '../util/errno.js';
 
 export const DEFAULT_SHM_SIZE_BYTES = 64 * 1024 * 1024;
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -358,10 +359,4 @@ async function fsStep(what: string, fn: () => Promise<unknown>): Promise<void> {
   } catch (err) {
     throw new InternalError(`cannot ${what}`, { cause: err });
   }
-}
-
-function errnoCode(err: unknown): string | undefined {
-  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string')
-    return err.code;
-  return undefined;
 }

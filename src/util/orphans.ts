@@ -11,7 +11,7 @@
  * either a leftover or already being removed by its owner (both ends are idempotent).
  */
 import { lstat, readFile, readdir, rm } from 'node:fs/promises';
-import { errnoCode } from './errno.js';
+import { errnoCode, readdirIfExists } from './errno.js';
 import { readMountInfo } from './mountinfo.js';
 import { CLK_TCK, bootTimeNs, processArgv, startTicksOf } from './proc.js';
 import { join } from 'node:path';
@@ -85,13 +85,7 @@ export interface AgedEntry {
 
 /** The entries of `dir` (none when it does not exist), each with its lstat mtime. */
 export async function agedEntries(dir: string): Promise<AgedEntry[]> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return [];
-    throw err;
-  }
+  const names = await readdirIfExists(dir);
   const out: AgedEntry[] = [];
   for (const name of names.sort()) {
     const path = join(dir, name);
