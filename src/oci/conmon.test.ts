@@ -130,8 +130,10 @@ function exec(
   timeoutSec: number,
   workDir: string,
   maxOutputBytes = 1 << 20,
+  signal?: AbortSignal,
 ) {
   return execSync({
+    ...(signal ? { signal } : {}),
     conmonPath: CONMON,
     runtimePath: RUNC,
     runtimeRoot: runcRoot,
@@ -144,6 +146,27 @@ function exec(
     maxOutputBytes,
     log,
   });
+}
+
+/** Still in /proc: alive, or a zombie nobody reaped. */
+async function pidExists(pid: number): Promise<boolean> {
+  try {
+    await readFile(`/proc/${pid}/stat`, 'utf8');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Live processes with an argument matching `re` (sleeps with numbers unique to one test). */
+async function pidsWithArg(re: RegExp): Promise<number[]> {
+  const out: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const argv = (await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (argv[0] === 'sleep' && argv.slice(1).some((a) => re.test(a))) out.push(Number(name));
+  }
+  return out;
 }
 
 /** Alive and not a zombie. */
@@ -359,6 +382,46 @@ describe('conmon + runc (real binaries)', { concurrency: false }, () => {
       }),
     );
 
+    it(
+      'execSync on timeout kills and reaps the whole tree, also children that left the group',
+      { timeout: 60_000 },
+      () =>
+        withWorkDir(async (dir) => {
+          const script = 'sleep 1001 & setsid sleep 1002 & sh -c "sleep 1003; :" & exec sleep 1004';
+          const pending = exec(c, ['sh', '-c', script], 2, dir);
+          const pids = await waitFor('the four sleeps', async () => {
+            const found = await pidsWithArg(/^100[1-4]$/);
+            return found.length === 4 ? found : undefined;
+          });
+          const r = await pending;
+          assert.equal(r.timedOut, true);
+          const left = (await Promise.all(pids.map(async (p) => ((await pidExists(p)) ? [p] : [])))).flat();
+          assert.deepEqual(left, [], 'each process of the exec is gone from /proc (killed and reaped)');
+        }),
+    );
+
+    it('execSync cancelled by its caller kills and reaps the whole tree', { timeout: 60_000 }, () =>
+      withWorkDir(async (dir) => {
+        const ac = new AbortController();
+        const pending = exec(
+          c,
+          ['sh', '-c', 'setsid sleep 1011 & exec sleep 1012'],
+          0,
+          dir,
+          1 << 20,
+          ac.signal,
+        );
+        const pids = await waitFor('the two sleeps', async () => {
+          const found = await pidsWithArg(/^101[12]$/);
+          return found.length === 2 ? found : undefined;
+        });
+        ac.abort();
+        await assert.rejects(pending, { name: 'CanceledError' });
+        const left = (await Promise.all(pids.map(async (p) => ((await pidExists(p)) ? [p] : [])))).flat();
+        assert.deepEqual(left, [], 'each process of the exec is gone from /proc (killed and reaped)');
+      }),
+    );
+
     it('execSync times out, reports -1 and leaves no process', { timeout: 60_000 }, () =>
       withWorkDir(async (dir) => {
         const started = Date.now();
@@ -369,7 +432,8 @@ describe('conmon + runc (real binaries)', { concurrency: false }, () => {
         assert.equal(r.stdout.toString(), 'before\n');
         const execPid = await readPidFile(join(dir, 'pidfile'));
         assert.ok(execPid !== undefined && execPid > 0);
-        await waitFor('the exec process to go', async () => !(await alive(execPid)));
+        // Gone by the time execSync answers, reaped too (not a zombie of the node's init).
+        assert.equal(await pidExists(execPid), false, `exec process ${execPid} is still in /proc`);
         const pids = await runc.ps(c.id);
         assert.ok(pids.includes(initPid));
         const cmdlines = await Promise.all(

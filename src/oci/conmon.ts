@@ -14,6 +14,7 @@ import { CanceledError, CommandError, InternalError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { CriLogParser } from './cri-log.js';
 import { runcErrorMessage } from './runc.js';
+import { descendantsOf } from '../util/proc.js';
 
 export { parseCriLog, CriLogParser, type CriLogOutput, type CappedCriLogOutput } from './cri-log.js';
 export {
@@ -210,6 +211,12 @@ const CONMON_TIMEOUT_MAX_SEC = 2 ** 31 - 1;
 
 /** How long past `-T` conmon may take before crisp kills it (and the command) itself. */
 const EXEC_DEADLINE_SLACK_MS = 0;
+/** conmon's -T is this much later than crisp's own deadline: a backstop only. */
+const CONMON_TIMEOUT_BACKSTOP_SEC = 5;
+/** How long conmon has to reap a killed exec and exit before it is killed too. */
+const CONMON_REAP_MS = 2_000;
+/** Rounds of "find what is left below conmon, kill it" before giving up (one per 10 ms). */
+const EXEC_KILL_ROUNDS = 200;
 
 /**
  * CRI-O's ExecSync: `conmon --sync -e` runs `runc exec --detach` and waits for the command; the exit
@@ -243,22 +250,26 @@ export async function execSync(opts: ExecSyncOptions): Promise<ExecSyncResult> {
     '--log-global-size-max', String(logGlobalMax),
   ];
   if (terminal) args.push('-t');
-  // conmon's -T is a GLib whole-second timer that can fire up to a second early; crisp keeps the
-  // exact deadline itself (the bound below) and gives conmon one more second as a backstop.
-  if (opts.timeoutSec > 0) args.push('-T', String(Math.min(opts.timeoutSec + 1, CONMON_TIMEOUT_MAX_SEC)));
+  // crisp keeps the exact deadline itself (the bound below), killing the command while conmon
+  // lives to reap it. conmon's own -T kills and exits without reaping, which would leave the
+  // command a zombie of the node's init: it is only a backstop, should crisp itself be gone.
+  if (opts.timeoutSec > 0) {
+    args.push('-T', String(Math.min(opts.timeoutSec + CONMON_TIMEOUT_BACKSTOP_SEC, CONMON_TIMEOUT_MAX_SEC)));
+  }
   if (opts.systemdCgroup) args.push('-s');
   args.push('--exec-process-spec', specPath, '--runtime-arg', `--root=${opts.runtimeRoot}`);
 
   const started = performance.now();
   opts.log.debug({ argv: [opts.conmonPath, ...args], containerId: opts.id }, 'exec sync');
   const proc = await spawnConmon(opts.conmonPath, args, opts.workDir, command);
-  // With --sync the spawned process is the monitor. The command runs in its own session (runc
-  // setsid()s it), so killing conmon's group alone would leave it running: kill it by its pid too.
+  // With --sync the spawned process is the monitor, and the command's subreaper. On timeout or
+  // cancel, the command and everything below it are killed first and conmon is left to reap them
+  // and exit (so nothing is left, not even a zombie, when the caller hears of it); conmon itself
+  // is killed only if it has not exited within CONMON_REAP_MS.
   const overrun = { happened: false };
   const killAll = async (): Promise<void> => {
-    killGroup(proc.child.pid);
-    const execPid = await readPid(execPidFile);
-    if (execPid !== undefined) killGroup(execPid);
+    await killExecTree(proc.child.pid, execPidFile);
+    if (!(await exitsWithin(proc.exited, CONMON_REAP_MS))) killGroup(proc.child.pid);
   };
   const overrunMs =
     opts.timeoutSec > 0 ? opts.timeoutSec * 1000 + (opts.overrunMs ?? EXEC_DEADLINE_SLACK_MS) : undefined;
@@ -575,6 +586,55 @@ async function readPid(path: string): Promise<number | undefined> {
     return Number.isInteger(n) && n > 0 ? n : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * SIGKILLs an exec's command and every process below the exec's conmon (`monitorPid`), leaving
+ * nothing behind, not even a zombie. conmon is spared: it is their subreaper. Everything below
+ * the command goes first, until /proc shows only zombies there; then the command, whose exit
+ * hands those zombies to conmon just before conmon hears of it, reaps them all and exits.
+ * (Killed the other way round, conmon may exit before a straggler dies, and the straggler then
+ * becomes a zombie of the node's init.)
+ */
+async function killExecTree(monitorPid: number | undefined, execPidFile: string): Promise<void> {
+  if (monitorPid === undefined) return;
+  for (let round = 0; round < EXEC_KILL_ROUNDS; round++) {
+    const execPid = await readPid(execPidFile);
+    const alive = (await descendantsOf(monitorPid)).filter((p) => !p.zombie);
+    const below = alive.filter((p) => p.pid !== execPid);
+    if (below.length === 0) {
+      // Only the command (or nothing) is left: its group goes, conmon reaps.
+      if (execPid === undefined || alive.length === 0) return;
+      killGroup(execPid);
+    } else {
+      for (const p of below) killProcess(p.pid);
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** SIGKILLs one process; ESRCH is fine. */
+function killProcess(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/** Whether `exited` settles within `ms`. */
+async function exitsWithin(exited: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((r) => {
+    timer = setTimeout(() => {
+      r(false);
+    }, ms);
+  });
+  try {
+    return await Promise.race([exited.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -3,7 +3,7 @@
  * it was), when it started, when the node booted. All reads are async and tolerate a process
  * that goes away mid-read (the answer is then "gone").
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 
 /** Clock ticks per second for /proc/<pid>/stat times (USER_HZ; 100 on every Linux architecture crisp runs on). */
 export const CLK_TCK = 100;
@@ -57,4 +57,52 @@ export async function processAlive(pid: number): Promise<boolean> {
   }
   const state = text.slice(text.lastIndexOf(')') + 2, text.lastIndexOf(')') + 3);
   return state !== 'Z' && state !== 'X';
+}
+
+/** A process below another, as /proc/<pid>/stat shows it. */
+export interface ChildProcessInfo {
+  pid: number;
+  ppid: number;
+  /** Exited, not yet reaped by its parent. */
+  zombie: boolean;
+}
+
+/** Parent and state of a /proc/<pid>/stat line (fields 4 and 3). */
+export function parentAndStateOf(statLine: string): { ppid: number; state: string } | undefined {
+  const rest = statLine.slice(statLine.lastIndexOf(')') + 2).split(' ');
+  const state = rest[0];
+  const ppid = rest[1];
+  if (state === undefined || ppid === undefined || !/^\d+$/.test(ppid)) return undefined;
+  return { ppid: Number(ppid), state };
+}
+
+/**
+ * Every process below `root` (children, their children, ...), read from /proc in one pass.
+ * A process that ends while /proc is read is left out.
+ */
+export async function descendantsOf(root: number): Promise<ChildProcessInfo[]> {
+  const byParent = new Map<number, ChildProcessInfo[]>();
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let facts: { ppid: number; state: string } | undefined;
+    try {
+      facts = parentAndStateOf(await readFile(`/proc/${name}/stat`, 'utf8'));
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (facts === undefined) continue;
+    const info = { pid: Number(name), ppid: facts.ppid, zombie: facts.state === 'Z' || facts.state === 'X' };
+    const siblings = byParent.get(facts.ppid);
+    if (siblings === undefined) byParent.set(facts.ppid, [info]);
+    else siblings.push(info);
+  }
+  const out: ChildProcessInfo[] = [];
+  const queue = [root];
+  for (let parent = queue.shift(); parent !== undefined; parent = queue.shift()) {
+    for (const child of byParent.get(parent) ?? []) {
+      out.push(child);
+      queue.push(child.pid);
+    }
+  }
+  return out;
 }
