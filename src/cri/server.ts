@@ -71,7 +71,7 @@ export function runtimeHandlers(ctx: CriContext): RuntimeServiceHandlers {
     RunPodSandbox: unary(ctx, 'RunPodSandbox', runPodSandbox(ctx.sandboxes)),
     StopPodSandbox: unary(ctx, 'StopPodSandbox', stopPodSandbox(ctx.sandboxes)),
     RemovePodSandbox: unary(ctx, 'RemovePodSandbox', removePodSandbox(ctx.sandboxes)),
-    PodSandboxStatus: unary(ctx, 'PodSandboxStatus', podSandboxStatus(ctx.sandboxes)),
+    PodSandboxStatus: unary(ctx, 'PodSandboxStatus', podSandboxStatus(ctx.sandboxes, ctx.containers)),
     ListPodSandbox: unary(ctx, 'ListPodSandbox', listPodSandbox(ctx.sandboxes)),
     StreamPodSandboxes: serverStream(ctx, 'StreamPodSandboxes', streamPodSandboxes(ctx.sandboxes)),
     CreateContainer: unary(ctx, 'CreateContainer', createContainer(ctx.sandboxes)),
