@@ -152,12 +152,16 @@ describe('mergeEnv', () => {
     assert.deepEqual(mergeEnv([], []), [`PATH=${DEFAULT_PATH}`]);
   });
 
-  it('rejects a bad CRI env name', () => {
-    for (const key of ['', 'A=B']) {
+  it('rejects a CRI env without a name (runc refuses one)', () => {
+    for (const key of ['', '=B']) {
       assert.throws(
         () => mergeEnv([], [{ key, value: 'v' }]),
         (err: unknown) => err instanceof InvalidArgumentError && err.field === 'config.envs[0].key',
       );
     }
+  });
+
+  it('reads a CRI env key holding "=" as containerd does: named by what comes before it', () => {
+    assert.deepEqual(mergeEnv([], [{ key: 'A=B', value: 'v' }]), [`PATH=${DEFAULT_PATH}`, 'A=B=v']);
   });
 });

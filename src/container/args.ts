@@ -42,7 +42,7 @@ export function resolveArgs(
  * The process environment, in containerd's order: a default PATH, then `HOSTNAME=<hostname>`
  * (skipped when `hostname` is ''), then the image Env, then the CRI envs. A later value for a
  * name replaces the earlier one in place; an image entry without `=` unsets the name (containerd's
- * rule). A CRI env with an empty name or one containing `=` is an InvalidArgumentError.
+ * rule). A CRI env with an empty name is an InvalidArgumentError (runc refuses it).
  */
 export function mergeEnv(imageEnv: readonly string[], criEnvs: readonly EnvVar[], hostname = ''): string[] {
   const env = new Map<string, string>([['PATH', DEFAULT_PATH]]);
@@ -53,13 +53,17 @@ export function mergeEnv(imageEnv: readonly string[], criEnvs: readonly EnvVar[]
     else if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
   }
   criEnvs.forEach(({ key, value }, i) => {
-    if (key === '' || key.includes('=')) {
+    // runc refuses a variable without a name. A key holding "=" makes `key=value` a variable
+    // named by what comes before the first "=", as containerd reads it.
+    const eq = key.indexOf('=');
+    if (key === '' || eq === 0) {
       throw new InvalidArgumentError(
         `config.envs[${i}].key`,
-        `${JSON.stringify(key)} is not a variable name`,
+        `${JSON.stringify(key)} gives the variable no name, and runc refuses a variable without one`,
       );
     }
-    env.set(key, value);
+    if (eq > 0) env.set(key.slice(0, eq), `${key.slice(eq + 1)}=${value}`);
+    else env.set(key, value);
   });
   return [...env].map(([k, v]) => `${k}=${v}`);
 }

@@ -1250,24 +1250,12 @@ export class ContainerManager {
     return spec.process;
   }
 
-  /**
-   * Refuses (NOT_FOUND / FAILED_PRECONDITION) unless `op` may run on the container now; an attach
-   * with stdin also needs a container created with stdin.
-   */
-  async checkStreamable(
-    id: string,
-    op: 'exec' | 'attach',
-    opts: { stdin?: boolean } = {},
-  ): Promise<StoredContainer> {
+  /** Refuses (NOT_FOUND / FAILED_PRECONDITION) unless `op` may run on the container now. */
+  async checkStreamable(id: string, op: 'exec' | 'attach'): Promise<StoredContainer> {
     const c = this.get(id);
     await this.refresh(c.config.id);
     const now = this.get(c.config.id);
     requireState(op, now.state.state, now.config.id);
-    if (op === 'attach' && opts.stdin === true && !now.config.stdin) {
-      throw new FailedPreconditionError(
-        `container "${now.config.id}" was created without stdin: attach without stdin, or recreate it with stdin set`,
-      );
-    }
     return now;
   }
 
@@ -1320,10 +1308,12 @@ export class ContainerManager {
     id: string,
     opts: { stdin: boolean },
   ): Promise<AttachedStreams & { tty: boolean; resize(rows: number, cols: number): Promise<void> }> {
-    const c = await this.checkStreamable(id, 'attach', opts);
+    const c = await this.checkStreamable(id, 'attach');
     const bundle = this.bundleDir(c.config.id);
+    // A container made without stdin has none to attach to: the client's input is read and
+    // dropped, as containerd and CRI-O do (kubectl attach -i sends stdin whatever the container).
     const streams = attachSocket(join(this.settings.attachDir, c.config.id, 'attach'), {
-      stdin: opts.stdin,
+      stdin: opts.stdin && c.config.stdin,
       debug: (f, m) => {
         this.deps.log.debug(f, m);
       },

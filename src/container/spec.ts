@@ -159,11 +159,17 @@ const RES = 'config.linux.resources';
 
 const KNOWN_CAPABILITIES: ReadonlySet<string> = new Set(ALL_CAPABILITIES);
 
-function capabilityName(raw: string, field: string): string {
+/** `CAP_<NAME>` (or ALL) for a name in any case, with or without CAP_; undefined if Linux has none such. */
+function knownCapabilityName(raw: string): string | undefined {
   const upper = raw.trim().toUpperCase();
   if (upper === 'ALL') return upper;
   const name = upper.startsWith('CAP_') ? upper : `CAP_${upper}`;
-  if (!KNOWN_CAPABILITIES.has(name)) {
+  return KNOWN_CAPABILITIES.has(name) ? name : undefined;
+}
+
+function capabilityName(raw: string, field: string): string {
+  const name = knownCapabilityName(raw);
+  if (name === undefined) {
     throw new InvalidArgumentError(
       field,
       `${JSON.stringify(raw)} is not a Linux capability (names are like NET_ADMIN or CAP_NET_ADMIN, or ALL)`,
@@ -200,8 +206,9 @@ export async function hostCapabilities(statusText?: string): Promise<string[]> {
  * The capability set (bounding = effective = permitted) for a security context, containerd's way:
  * start from the default 14; `ALL` in add means every capability and `ALL` in drop means none
  * (both applied first, drop after add), then the individual adds, then the individual drops.
- * Names take `CAP_` if they lack it (CRI sends them bare) and any case; a name that is not a
- * Linux capability is an InvalidArgumentError naming the field and the name. Privileged
+ * Names take `CAP_` if they lack it (CRI sends them bare) and any case; an added name that is not
+ * a Linux capability is an InvalidArgumentError naming the field and the name (CRI-O refuses it
+ * too), a dropped one is ignored. Privileged
  * containers get every capability and add/drop are ignored.
  *
  * `available` (crisp's own bounding set, see hostCapabilities) limits "every capability" (ALL,
@@ -218,7 +225,9 @@ export function capabilitySet(
   const requested = security?.capabilities;
   if (!requested) return grantable(DEFAULT_CAPABILITIES);
   const add = requested.add.map((c, i) => capabilityName(c, `${SC}.capabilities.add_capabilities[${i}]`));
-  const drop = requested.drop.map((c, i) => capabilityName(c, `${SC}.capabilities.drop_capabilities[${i}]`));
+  // Dropping a capability Linux does not have takes nothing away: such a name is ignored, as
+  // containerd does (CRI-O, too, refuses only unknown adds).
+  const drop = requested.drop.flatMap((c) => knownCapabilityName(c) ?? []);
   let caps = grantable(add.includes('ALL') ? ALL_CAPABILITIES : DEFAULT_CAPABILITIES);
   if (drop.includes('ALL')) caps = [];
   for (const c of add) {
@@ -618,11 +627,13 @@ export function containerNamespaces(
       namespaces.push({ type: 'pid', path: infra('pid') });
       break;
     case 'node':
-      // A pod that does not share the host's PID namespace must not get it through a container.
-      if (!pod.hostPid) {
+      // The node's namespace: listed as nothing, as containerd and CRI-O do, also in a pod that
+      // does not share it (kubelet sends NODE only for a hostPID pod, to the pod and all its
+      // containers alike). A pod in its own user namespace cannot join it: the kernel refuses.
+      if (pod.userns) {
         throw new InvalidArgumentError(
           `${SC}.namespace_options.pid`,
-          `NODE needs a pod whose own namespace_options.pid is NODE (container ${JSON.stringify(input.name)}, pod ${JSON.stringify(pod.sandboxName)})`,
+          `NODE: container ${JSON.stringify(input.name)} is in pod ${JSON.stringify(pod.sandboxName)}'s user namespace, from which the node's PID namespace cannot be joined`,
         );
       }
       break;

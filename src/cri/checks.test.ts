@@ -88,6 +88,34 @@ describe('pod sandbox config checks', () => {
     checkPodSandboxConfig(pod(), 'config');
   });
 
+  it('passes what critest and crictl send, and what containerd and CRI-O take', () => {
+    // critest: no hostname, names longer than 64 characters, mixed case.
+    const long = `create-PodSandbox-for-container-${'a'.repeat(36)}`;
+    checkPodSandboxConfig(
+      pod({ hostname: '', metadata: { name: long, namespace: 'cri-test-namespace', uid: 'x', attempt: 0 } }),
+      'config',
+    );
+    // Hand-written crictl configs: no namespace or uid, "_" in names.
+    checkPodSandboxConfig(
+      pod({ metadata: { name: 'my_pod', namespace: '', uid: '', attempt: 0 } }),
+      'config',
+    );
+    // Host names the kernel takes though they are no RFC 1123 label.
+    checkPodSandboxConfig(pod({ hostname: 'My_Host' }), 'config');
+    // DNS entries go into the pod's resolv.conf as given (containerd and CRI-O write them so).
+    checkPodSandboxConfig(
+      pod({ dns_config: { servers: ['dns.local'], searches: ['a b'], options: ['edns0'] } }),
+      'config',
+    );
+    // Port mappings without a host port are information only, whatever they hold.
+    checkPodSandboxConfig(
+      pod({ port_mappings: [{ protocol: 'TCP', container_port: 0, host_port: 0, host_ip: 'any' }] }),
+      'config',
+    );
+    // Control characters in labels and annotations (valid UTF-8 all the same).
+    checkPodSandboxConfig(pod({ labels: { '': 'tab\there' }, annotations: { 'a\u0001': 'v' } }), 'config');
+  });
+
   it('names the field of each refusal', () => {
     refuses(() => {
       checkPodSandboxConfig(pod({ metadata: null }), 'config');
@@ -103,14 +131,14 @@ describe('pod sandbox config checks', () => {
         checkPodSandboxConfig(pod({ hostname: 'a\ufffd' }), 'config');
       },
       'config.hostname',
-      /invalid UTF-8/,
+      /not valid UTF-8/,
     );
     refuses(
       () => {
         checkPodSandboxConfig(pod({ hostname: 'h'.repeat(65) }), 'config');
       },
       'config.hostname',
-      /RFC 1123/,
+      /65 bytes long; the kernel takes host names of at most 64/,
     );
     refuses(
       () => {
@@ -119,12 +147,16 @@ describe('pod sandbox config checks', () => {
       'config.log_directory',
       /absolute/,
     );
-    refuses(() => {
-      checkPodSandboxConfig(
-        pod({ dns_config: { servers: ['1.1.1.1\nnameserver 6.6.6.6'], searches: [], options: [] } }),
-        'sandbox_config',
-      );
-    }, 'sandbox_config.dns_config.servers[0]');
+    refuses(
+      () => {
+        checkPodSandboxConfig(
+          pod({ metadata: { name: 'a;IP=1', namespace: '', uid: '', attempt: 0 } }),
+          'config',
+        );
+      },
+      'config.metadata.name',
+      /CNI_ARGS/,
+    );
     refuses(() => {
       checkPodSandboxConfig(
         pod({
@@ -186,9 +218,8 @@ describe('container config checks', () => {
       image: null,
       image_sub_path: '',
     };
-    refuses(() => {
-      checkContainerConfig(ctr({ mounts: [{ ...mount, container_path: 'data' }] }), 'config');
-    }, 'config.mounts[0].container_path');
+    // A relative container path is read from the container's root (create-container.ts), as runc does.
+    checkContainerConfig(ctr({ mounts: [{ ...mount, container_path: 'data' }] }), 'config');
     refuses(() => {
       checkContainerConfig(ctr({ mounts: [{ ...mount, container_path: '' }] }), 'config');
     }, 'config.mounts[0].container_path');
@@ -220,8 +251,12 @@ describe('container config checks', () => {
       checkContainerConfig(ctr({ image: null }), 'config');
     }, 'config.image');
     refuses(() => {
-      checkContainerConfig(ctr({ metadata: { name: 'a_b', attempt: 0 } }), 'config');
+      checkContainerConfig(ctr({ metadata: { name: '', attempt: 0 } }), 'config');
     }, 'config.metadata.name');
+    // Names as containerd and CRI-O take them.
+    checkContainerConfig(ctr({ metadata: { name: 'a_b;c=d', attempt: 0 } }), 'config');
+    // An env key with "=" is named by what precedes it (container/args.ts), as in containerd.
+    checkContainerConfig(ctr({ envs: [{ key: 'A=B', value: Buffer.from('c') }] }), 'config');
   });
 
   it('refuses resource values no kernel accepts', () => {
@@ -282,9 +317,16 @@ describe('container config checks', () => {
 describe('filter and auth checks', () => {
   it('bounds filters and credentials', () => {
     checkContainerFilter({ id: 'abc', state: null, pod_sandbox_id: '', label_selector: { app: 'web' } });
+    // An id that is no crisp id matches nothing; it is not refused.
+    checkContainerFilter({ id: 'x'.repeat(100), state: null, pod_sandbox_id: '', label_selector: {} });
     refuses(() => {
-      checkContainerFilter({ id: 'x'.repeat(100), state: null, pod_sandbox_id: '', label_selector: {} });
-    }, 'filter.id');
+      checkContainerFilter({
+        id: '',
+        state: null,
+        pod_sandbox_id: '',
+        label_selector: { k: 'v'.repeat(2000) },
+      });
+    }, 'filter.label_selector["k"]');
     const auth = {
       username: 'u',
       password: 'p',
@@ -297,5 +339,13 @@ describe('filter and auth checks', () => {
     refuses(() => {
       checkAuth({ ...auth, registry_token: 't'.repeat(65 * 1024) });
     }, 'auth.registry_token');
+    // Credentials travel in HTTP headers, which cannot carry a line break.
+    refuses(
+      () => {
+        checkAuth({ ...auth, registry_token: 'tok\r\nX-Evil: 1' });
+      },
+      'auth.registry_token',
+      /control character/,
+    );
   });
 });

@@ -21,22 +21,22 @@ import type { PodSandboxFilter__Output } from '../generated/runtime/v1/PodSandbo
 import type { PodSandboxStatsFilter__Output } from '../generated/runtime/v1/PodSandboxStatsFilter.js';
 import type { SecurityProfile__Output } from '../generated/runtime/v1/SecurityProfile.js';
 import { isImageId, parseReference } from '../image/reference.js';
-import { checkHostname, renderResolvConf } from '../sandbox/pod-files.js';
+import { checkHostname } from '../sandbox/pod-files.js';
 import { resourcesFromCri } from './convert/resources.js';
-import { requireMessage } from './validate.js';
+import { requireMessage, requireString } from './validate.js';
 import {
   LIMITS,
   checkAnnotations,
   checkArgvEnv,
   checkCount,
-  checkId,
   checkLabels,
   checkNoNul,
   checkPath,
   checkPrintable,
   checkStringMap,
   requireImageSpec,
-  requireMetadataName,
+  checkMetadataName,
+  checkText,
   shown,
 } from './limits.js';
 
@@ -58,7 +58,7 @@ function checkSelinuxAndIds(
   const se = sc.selinux_options;
   if (se) {
     for (const part of ['user', 'role', 'type', 'level'] as const) {
-      checkPrintable(se[part], `${f}.selinux_options.${part}`, WORD_BYTES);
+      checkText(se[part], `${f}.selinux_options.${part}`, WORD_BYTES);
     }
   }
   checkCount(sc.supplemental_groups, `${f}.supplemental_groups`, GROUPS_MAX);
@@ -67,7 +67,6 @@ function checkSelinuxAndIds(
   checkSecurityProfile(sc.apparmor, `${f}.apparmor`);
   const ns = sc.namespace_options;
   if (ns) {
-    checkId(ns.target_id, `${f}.namespace_options.target_id`);
     const u = ns.userns_options;
     if (u) {
       checkCount(u.uids, `${f}.namespace_options.userns_options.uids`, LIST_ENTRIES);
@@ -77,43 +76,34 @@ function checkSelinuxAndIds(
 }
 
 /**
- * A PodSandboxConfig (RunPodSandbox's config; PullImage's and CreateContainer's sandbox_config);
- * returns the metadata it checked.
+ * RunPodSandbox's PodSandboxConfig; returns the metadata it checked. (PullImage's and
+ * CreateContainer's sandbox_config are hints crisp does not read, and are not checked.)
  */
 export function checkPodSandboxConfig(
   config: PodSandboxConfig__Output,
   f: string,
 ): PodSandboxMetadata__Output {
   const meta = requireMessage(config.metadata, `${f}.metadata`);
-  requireMetadataName(meta.name, `${f}.metadata.name`);
-  requireMetadataName(meta.namespace, `${f}.metadata.namespace`);
-  requireMetadataName(meta.uid, `${f}.metadata.uid`);
-  const hostNetwork = config.linux?.security_context?.namespace_options?.network === 'NODE';
-  checkPrintable(config.hostname, `${f}.hostname`, LIMITS.metadataBytes);
-  // As RunPodSandbox will use it: the pod's name when no hostname is given.
-  if (config.hostname !== '' || !hostNetwork) {
-    try {
-      checkHostname(config.hostname === '' ? meta.name : config.hostname, hostNetwork);
-    } catch (err) {
-      if (!(err instanceof InvalidArgumentError)) throw err;
-      throw new InvalidArgumentError(
-        `${f}.hostname`,
-        `${shown(config.hostname === '' ? meta.name : config.hostname)} is not an RFC 1123 host name of at most 64 characters${config.hostname === '' ? ' (the pod name is used when hostname is empty)' : ''}`,
-      );
-    }
-  }
+  checkMetadataName(meta.name, `${f}.metadata.name`, { required: true, cniArgs: true });
+  checkMetadataName(meta.namespace, `${f}.metadata.namespace`, { required: false, cniArgs: true });
+  checkMetadataName(meta.uid, `${f}.metadata.uid`, { required: false, cniArgs: true });
+  // '' is the node's name or the pod id's first 12 digits (sandbox/pod-files.ts podHostname).
+  checkText(config.hostname, `${f}.hostname`, LIMITS.metadataBytes);
+  if (config.hostname !== '') checkHostname(config.hostname, false, `${f}.hostname`);
   checkPath(config.log_directory, `${f}.log_directory`, { absolute: true });
   const dns = config.dns_config;
   if (dns) {
     for (const list of ['servers', 'searches', 'options'] as const) {
       checkCount(dns[list], `${f}.dns_config.${list}`, LIST_ENTRIES);
-      dns[list].forEach((s, i) => checkPrintable(s, `${f}.dns_config.${list}[${i}]`, WORD_BYTES));
+      dns[list].forEach((s, i) => checkText(s, `${f}.dns_config.${list}[${i}]`, WORD_BYTES));
     }
-    renderResolvConf(dns, `${f}.dns_config`);
   }
   checkCount(config.port_mappings, `${f}.port_mappings`, LIST_ENTRIES);
+  const hostNetwork = config.linux?.security_context?.namespace_options?.network === 'NODE';
   config.port_mappings.forEach((m, i) => {
-    if (m.host_ip !== '' && isIP(m.host_ip) === 0) {
+    // Only a mapping with a host port reaches CNI's portmap (never for a host-network pod), whose
+    // iptables rules need an address.
+    if (m.host_port !== 0 && !hostNetwork && m.host_ip !== '' && isIP(m.host_ip) === 0) {
       throw new InvalidArgumentError(
         `${f}.port_mappings[${i}].host_ip`,
         `${shown(m.host_ip)} is not an IP address`,
@@ -144,12 +134,22 @@ function checkImageName(spec: string, field: string): string {
   return spec;
 }
 
-/** An ImageSpec's image (required) and annotations. */
-export function checkImageSpec(value: ImageSpec__Output | null, field: string): string {
+/**
+ * An ImageSpec's image (required) and annotations. `lookup` (ImageStatus, RemoveImage): any name
+ * is taken, and one that is no reference or id simply names no image, as containerd and CRI-O
+ * answer; otherwise (PullImage, CreateContainer) it must be a reference or an id.
+ */
+export function checkImageSpec(
+  value: ImageSpec__Output | null,
+  field: string,
+  opts: { lookup?: boolean } = {},
+): string {
   const spec = requireMessage(value, field);
   checkAnnotations(spec.annotations, `${field}.annotations`);
-  checkPrintable(spec.user_specified_image, `${field}.user_specified_image`, LIMITS.imageRefBytes);
-  checkPrintable(spec.runtime_handler, `${field}.runtime_handler`, WORD_BYTES);
+  checkText(spec.user_specified_image, `${field}.user_specified_image`, LIMITS.imageRefBytes);
+  checkText(spec.runtime_handler, `${field}.runtime_handler`, WORD_BYTES);
+  if (opts.lookup === true)
+    return checkText(requireString(spec.image, `${field}.image`), `${field}.image`, LIMITS.imageRefBytes);
   return checkImageName(spec.image, `${field}.image`);
 }
 
@@ -163,7 +163,7 @@ export interface CheckedContainerConfig {
 /** A ContainerConfig (CreateContainer's config). */
 export function checkContainerConfig(config: ContainerConfig__Output, f: string): CheckedContainerConfig {
   const meta = requireMessage(config.metadata, `${f}.metadata`);
-  requireMetadataName(meta.name, `${f}.metadata.name`);
+  checkMetadataName(meta.name, `${f}.metadata.name`, { required: true, cniArgs: false });
   const image = checkImageSpec(config.image, `${f}.image`);
   checkArgvEnv(
     [
@@ -179,7 +179,7 @@ export function checkContainerConfig(config: ContainerConfig__Output, f: string)
     const mf = `${f}.mounts[${i}]`;
     if (m.container_path === '')
       throw new InvalidArgumentError(`${mf}.container_path`, 'required, got an empty string');
-    checkPath(m.container_path, `${mf}.container_path`, { absolute: true });
+    checkPath(m.container_path, `${mf}.container_path`);
     checkPath(m.host_path, `${mf}.host_path`);
     checkPath(m.image_sub_path, `${mf}.image_sub_path`);
     if (m.image && m.image.image !== '') checkImageName(m.image.image, `${mf}.image.image`);
@@ -190,10 +190,10 @@ export function checkContainerConfig(config: ContainerConfig__Output, f: string)
   config.devices.forEach((d, i) => {
     checkPath(d.container_path, `${f}.devices[${i}].container_path`);
     checkPath(d.host_path, `${f}.devices[${i}].host_path`);
-    checkPrintable(d.permissions, `${f}.devices[${i}].permissions`, WORD_BYTES);
+    checkText(d.permissions, `${f}.devices[${i}].permissions`, WORD_BYTES);
   });
   checkCount(config.CDI_devices, `${f}.CDI_devices`, LIST_ENTRIES);
-  config.CDI_devices.forEach((d, i) => checkPrintable(d.name, `${f}.CDI_devices[${i}].name`, WORD_BYTES));
+  config.CDI_devices.forEach((d, i) => checkText(d.name, `${f}.CDI_devices[${i}].name`, WORD_BYTES));
   checkLabels(config.labels, `${f}.labels`);
   checkAnnotations(config.annotations, `${f}.annotations`);
   checkPath(config.log_path, `${f}.log_path`);
@@ -204,17 +204,17 @@ export function checkContainerConfig(config: ContainerConfig__Output, f: string)
     if (sc) {
       const sf = `${f}.linux.security_context`;
       checkSelinuxAndIds(sc, sf);
-      checkPrintable(sc.run_as_username, `${sf}.run_as_username`, WORD_BYTES);
+      checkText(sc.run_as_username, `${sf}.run_as_username`, WORD_BYTES);
       checkNoNul(sc.apparmor_profile, `${sf}.apparmor_profile`, LIMITS.pathBytes);
       for (const list of ['masked_paths', 'readonly_paths'] as const) {
         checkCount(sc[list], `${sf}.${list}`, LIST_ENTRIES);
-        sc[list].forEach((p, i) => checkPath(p, `${sf}.${list}[${i}]`, { absolute: true }));
+        sc[list].forEach((p, i) => checkPath(p, `${sf}.${list}[${i}]`));
       }
       const caps = sc.capabilities;
       if (caps) {
         for (const list of ['add_capabilities', 'drop_capabilities', 'add_ambient_capabilities'] as const) {
           checkCount(caps[list], `${sf}.capabilities.${list}`, LIST_ENTRIES);
-          caps[list].forEach((c, i) => checkPrintable(c, `${sf}.capabilities.${list}[${i}]`, WORD_BYTES));
+          caps[list].forEach((c, i) => checkText(c, `${sf}.capabilities.${list}[${i}]`, WORD_BYTES));
         }
       }
     }
@@ -225,15 +225,12 @@ export function checkContainerConfig(config: ContainerConfig__Output, f: string)
 /** ListContainers' and StreamContainers' filter. */
 export function checkContainerFilter(filter: ContainerFilter__Output | null, f = 'filter'): void {
   if (!filter) return;
-  checkId(filter.id, `${f}.id`);
-  checkId(filter.pod_sandbox_id, `${f}.pod_sandbox_id`);
   checkLabels(filter.label_selector, `${f}.label_selector`);
 }
 
 /** ListPodSandbox's and StreamPodSandboxes' filter. */
 export function checkPodSandboxFilter(filter: PodSandboxFilter__Output | null, f = 'filter'): void {
   if (!filter) return;
-  checkId(filter.id, `${f}.id`);
   checkLabels(filter.label_selector, `${f}.label_selector`);
 }
 
@@ -243,8 +240,6 @@ export function checkStatsFilter(
   f = 'filter',
 ): void {
   if (!filter) return;
-  checkId(filter.id, `${f}.id`);
-  if ('pod_sandbox_id' in filter) checkId(filter.pod_sandbox_id, `${f}.pod_sandbox_id`);
   checkLabels(filter.label_selector, `${f}.label_selector`);
 }
 

@@ -1,13 +1,14 @@
 /**
  * Request limits: the sizes and characters crisp accepts in CRI requests, and the checks that
- * apply them. Each limit is far above what kubelet sends (docs/limits.md says why each value was
- * chosen); a request beyond one is refused with INVALID_ARGUMENT naming the proto field, before
- * any engine sees it, so nothing is written or created.
+ * apply them. A limit refuses only what the kernel, runc or CNI cannot take, what would be unsafe
+ * for the node (unbounded sizes), or what containerd or CRI-O refuse too; docs/limits.md gives the
+ * reason for each. A request beyond one is refused with INVALID_ARGUMENT naming the proto field,
+ * before any engine sees it, so nothing is written or created.
  *
  * Sizes are UTF-8 bytes. Strings that reach a file name, a path, argv or a kernel interface must
- * not contain NUL; names and keys must not contain control characters or U+FFFD (what protobufjs
- * puts in place of invalid UTF-8, so a name that arrived as invalid UTF-8 is refused, never
- * silently changed).
+ * not contain NUL. No string may arrive as invalid UTF-8: grpc-go refuses such a message outright
+ * (so containerd and CRI-O never see one), and protobufjs instead puts U+FFFD in its place, so crisp
+ * refuses U+FFFD rather than silently take a changed name.
  */
 import { requireString } from './validate.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -17,8 +18,8 @@ export const LIMITS = {
   messageBytes: 16 * 1024 * 1024,
   /** pod_sandbox_id, container_id and filters' ids: ids are 64 hex digits, prefixes shorter. */
   idBytes: 64,
-  /** metadata name, namespace and uid: a DNS-1123 subdomain is at most 253. */
-  metadataBytes: 253,
+  /** metadata name, namespace and uid (Kubernetes' names are at most 253, critest's ~100). */
+  metadataBytes: 1024,
   /** Label and annotation keys: a 253-byte DNS prefix, "/", a 63-byte name. */
   keyBytes: 253 + 1 + 63,
   /** One label value (Kubernetes' own are ≤ 63; kubelet's io.kubernetes.* labels carry names ≤ 253). */
@@ -60,6 +61,7 @@ export function shown(s: string, max = 80): string {
 const CONTROL_OR_REPLACEMENT = /[\u0000-\u001f\u007f-\u009f\ufffd]/;
 const NUL = /\u0000/;
 /* eslint-enable no-control-regex */
+const REPLACEMENT = /\ufffd/;
 
 function tooLong(field: string, bytes: number, max: number): InvalidArgumentError {
   return new InvalidArgumentError(field, `is ${bytes} bytes long; crisp accepts at most ${max}`);
@@ -83,7 +85,22 @@ export function checkNoNul(value: string, field: string, max: number = LIMITS.te
   return value;
 }
 
-/** A name or key: bounded, no control characters, no U+FFFD (invalid UTF-8 on the wire). */
+/** Text: bounded, and not invalid UTF-8 on the wire (U+FFFD). Any other character passes. */
+export function checkText(value: string, field: string, max: number): string {
+  checkSize(value, field, max);
+  if (REPLACEMENT.test(value)) {
+    throw new InvalidArgumentError(
+      field,
+      `${shown(value)} is not valid UTF-8 (grpc-go refuses such a message outright); send UTF-8`,
+    );
+  }
+  return value;
+}
+
+/**
+ * A string that goes into a line of a protocol that cannot carry control characters (HTTP headers
+ * for registry credentials, image references): bounded, no control characters, no U+FFFD.
+ */
 export function checkPrintable(value: string, field: string, max: number): string {
   checkSize(value, field, max);
   if (CONTROL_OR_REPLACEMENT.test(value)) {
@@ -104,41 +121,41 @@ export function checkPath(value: string, field: string, opts: { absolute?: boole
   return value;
 }
 
-/** An object id or id prefix: required, at most 64 bytes, printable. */
+/**
+ * An object id or id prefix: required. Anything else about it is the lookup's business: a string
+ * that is no crisp id (too long, odd characters) finds nothing, so status RPCs answer NOT_FOUND
+ * and the idempotent Stop and Remove RPCs succeed, as containerd and CRI-O answer.
+ */
 export function requireId(value: string | null | undefined, field: string): string {
-  return checkId(requireString(value, field), field);
+  return requireString(value, field);
 }
 
-/** An optional id (filters): '' passes. */
-export function checkId(value: string, field: string): string {
-  if (!fits(value, LIMITS.idBytes)) {
-    throw new InvalidArgumentError(
-      field,
-      `${shown(value, 16)} is not an id: ids are 64 hex digits (or a shorter unique prefix)`,
-    );
-  }
-  return checkPrintable(value, field, LIMITS.idBytes);
-}
-
-const METADATA_NAME = /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/;
+/** CNI_ARGS joins `key=value` pairs with ";": a pod's name, namespace or uid can hold neither. */
+const CNI_ARGS_RESERVED = /[;=]/;
 
 /**
- * metadata.name, .namespace and .uid: required, 1..253 letters, digits, "." and "-", starting and
- * ending with a letter or digit, as Kubernetes names (DNS-1123) and uids are. No "_": crisp joins
- * these with "_" into the names it reserves, so an "_" inside one could make two pods collide.
+ * metadata.name (required), .namespace and .uid (may be empty, as in containerd and CRI-O): bounded,
+ * valid UTF-8, no NUL (conmon gets the name in argv). `cniArgs` (a pod's metadata): no ";" or "="
+ * either, which CNI_ARGS cannot carry (the plugins would read them as further arguments).
  */
-export function requireMetadataName(raw: string | null | undefined, field: string): string {
-  const value = checkPrintable(requireString(raw, field), field, LIMITS.metadataBytes);
-  if (!METADATA_NAME.test(value)) {
+export function checkMetadataName(
+  raw: string | null | undefined,
+  field: string,
+  opts: { required: boolean; cniArgs: boolean },
+): string {
+  const value = opts.required ? requireString(raw, field) : (raw ?? '');
+  checkText(value, field, LIMITS.metadataBytes);
+  checkNoNul(value, field, LIMITS.metadataBytes);
+  if (opts.cniArgs && CNI_ARGS_RESERVED.test(value)) {
     throw new InvalidArgumentError(
       field,
-      `${shown(value)} is not a valid name: use letters, digits, "." and "-", starting and ending with a letter or digit (Kubernetes names are DNS-1123)`,
+      `${shown(value)} contains ";" or "=", which the pod's CNI_ARGS (K8S_POD_NAME, K8S_POD_NAMESPACE, K8S_POD_UID) cannot carry`,
     );
   }
   return value;
 }
 
-/** Labels (and label selectors): at most 1024 entries, keys ≤ 317 bytes, values ≤ 1 KiB, printable. */
+/** Labels (and label selectors): at most 1024 entries, keys ≤ 317 bytes, values ≤ 1 KiB, valid UTF-8. */
 export function checkLabels(labels: Readonly<Record<string, string>>, field: string): void {
   const keys = Object.keys(labels);
   if (keys.length > LIMITS.labelEntries) {
@@ -149,11 +166,11 @@ export function checkLabels(labels: Readonly<Record<string, string>>, field: str
   }
   for (const key of keys) {
     checkKey(key, field);
-    checkPrintable(labels[key] ?? '', `${field}[${shown(key, 40)}]`, LIMITS.labelValueBytes);
+    checkText(labels[key] ?? '', `${field}[${shown(key, 40)}]`, LIMITS.labelValueBytes);
   }
 }
 
-/** Annotations: keys as labels' (printable, ≤ 317 bytes); keys and values together ≤ 512 KiB. */
+/** Annotations: keys as labels' (≤ 317 bytes, valid UTF-8); keys and values together ≤ 512 KiB. */
 export function checkAnnotations(annotations: Readonly<Record<string, string>>, field: string): void {
   let total = 0;
   for (const key of Object.keys(annotations)) {
@@ -169,8 +186,7 @@ export function checkAnnotations(annotations: Readonly<Record<string, string>>, 
 }
 
 function checkKey(key: string, field: string): void {
-  if (key === '') throw new InvalidArgumentError(field, 'has an empty key');
-  checkPrintable(key, `${field} key ${shown(key, 40)}`, LIMITS.keyBytes);
+  checkText(key, `${field} key ${shown(key, 40)}`, LIMITS.keyBytes);
 }
 
 /** A generic string map (sysctls, unified, ...): entries as labels'; values any text without NUL. */
@@ -190,7 +206,7 @@ export function checkStringMap(map: Readonly<Record<string, string>>, field: str
 
 /**
  * argv and environment of one process: each string ≤ 128 KiB without NUL, all together ≤ 2 MiB;
- * environment keys non-empty, without "=" or NUL. `env` values may be Buffers (KeyValue.value).
+ * environment keys non-empty (runc refuses a nameless variable), without NUL.
  */
 export function checkArgvEnv(
   argv: readonly { list: readonly string[]; field: string }[],
@@ -217,12 +233,6 @@ export function checkArgvEnv(
     const f = `${envField}[${i}]`;
     if (e.key === '') throw new InvalidArgumentError(`${f}.key`, 'required, got an empty string');
     checkNoNul(e.key, `${f}.key`, LIMITS.argBytes);
-    if (e.key.includes('=')) {
-      throw new InvalidArgumentError(
-        `${f}.key`,
-        `${shown(e.key)} contains "=", which ends a variable's name`,
-      );
-    }
     checkNoNul(e.value, `${f}.value`, LIMITS.argBytes);
     add(utf8Bytes(e.key) + 1 + utf8Bytes(e.value), envField);
   });
@@ -248,17 +258,12 @@ export function requireImageSpec(raw: string | null | undefined, field: string):
 }
 
 /**
- * A timeout in whole seconds (int64 as a decimal string; '' is 0). Negative values are refused
- * rather than read as 0: kubelet never sends one, and 0 means "kill at once" (StopContainer) or
- * "no timeout" (ExecSync), neither of which a client that sent -1 can have meant.
+ * A timeout in whole seconds (int64 as a decimal string; '' is 0). A negative one is 0, as
+ * containerd and CRI-O read it (StopContainer: SIGKILL at once; ExecSync: no timeout); one past
+ * 2^53 - 1 seconds (285 million years) is that.
  */
-export function timeoutSeconds(value: string, field: string): number {
-  const n = Number(value === '' ? '0' : value);
-  if (!Number.isSafeInteger(n) || n < 0) {
-    throw new InvalidArgumentError(
-      field,
-      `must be a non-negative whole number of seconds, got ${shown(value, 24)}`,
-    );
-  }
-  return n;
+export function timeoutSeconds(value: string): number {
+  const n = BigInt(value === '' ? '0' : value);
+  if (n < 0n) return 0;
+  return n > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(n);
 }

@@ -142,7 +142,8 @@ export class ImageService {
 
   /**
    * Finds an image by id, unique id prefix, tag or digest reference ("busybox",
-   * "docker.io/library/busybox:latest", "x@sha256:…", "sha256:…"). Undefined if absent.
+   * "docker.io/library/busybox:latest", "x@sha256:…", "sha256:…"). Undefined if absent, and for a
+   * name that is none of these (no image can have it), as containerd's and CRI-O's lookups answer.
    */
   async resolve(spec: string): Promise<ImageRecord | undefined> {
     const trimmed = spec.trim();
@@ -158,8 +159,8 @@ export class ImageService {
     try {
       ref = parseReference(spec);
     } catch (err) {
-      // Not a reference; may still be an id prefix.
-      if (/^[0-9a-f]+$/.test(spec)) return undefined;
+      // Not a reference: an id prefix, or the name of no image.
+      if (err instanceof InvalidArgumentError) return undefined;
       throw err;
     }
     const candidates = ref.shortName ? (await this.deps.registries()).candidates(ref) : [ref];

@@ -8,7 +8,7 @@
  * idempotent; Remove leaves nothing behind.
  */
 import { randomBytes } from 'node:crypto';
-import { realpath, stat } from 'node:fs/promises';
+import { mkdir, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, normalize, relative } from 'node:path';
 import {
   AlreadyExistsError,
@@ -27,6 +27,7 @@ import {
   type StoredContainer,
 } from '../container/manager.js';
 import { seccompForContainer } from '../container/seccomp.js';
+import { checkAppArmorProfile } from '../container/apparmor.js';
 import { buildContainerSpec, buildInfraSpec, containerResources } from '../container/spec.js';
 import { hostDevices, resolveDevices } from '../container/devices.js';
 import { applyPodLimits, podCgroupPath, podLimits } from './pod-cgroup.js';
@@ -48,6 +49,7 @@ import type { NetnsManager } from '../netns/netns.js';
 import { dialInNetns, type NetnsConnection } from '../netns/dial.js';
 import { StoreBatch } from '../store/batch.js';
 import { IntentJournal, type Intent } from '../store/intents.js';
+import { errnoCode } from '../util/errno.js';
 import { failpoint } from '../util/failpoint.js';
 import { within } from '../util/deadline.js';
 import { mapLimit } from '../util/map-limit.js';
@@ -55,7 +57,7 @@ import type { JsonValue, RecordInput, SandboxState } from '../store/records.js';
 import type { StateStore, StoredSandbox } from '../store/state-store.js';
 import { CallerGoneError, JoinableWork } from '../util/joinable-work.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
-import type { PodFiles } from './pod-files.js';
+import { podHostname, type PodFiles } from './pod-files.js';
 import { byIdOrPrefix } from '../store/id-prefix.js';
 import { isActive } from '../container/state.js';
 
@@ -91,6 +93,10 @@ export interface RunPodInput {
   namespace: string;
   uid: string;
   attempt: number;
+  /**
+   * PodSandboxConfig.hostname; '' gives the node's host name to a host-network pod and the first
+   * 12 hex digits of the pod's id to any other (CRI-O's rule; docs/limits.md).
+   */
   hostname: string;
   logDirectory: string;
   dns: { servers: string[]; searches: string[]; options: string[] } | undefined;
@@ -150,7 +156,8 @@ export interface SandboxView {
 
 /**
  * Mount sources as the kernel will see them: symlinks resolved on the host (so a link cannot
- * be swapped between here and runc), and a missing source refused rather than created.
+ * be swapped between here and runc). A missing source is made as a directory (mode 0755), as
+ * containerd and CRI-O do: kubelet passes a hostPath volume of no type without checking it.
  */
 async function resolveMountSources(mounts: readonly MountInput[]): Promise<MountInput[]> {
   return Promise.all(
@@ -158,12 +165,28 @@ async function resolveMountSources(mounts: readonly MountInput[]): Promise<Mount
       try {
         return { ...m, hostPath: await realpath(m.hostPath) };
       } catch (err) {
-        throw new InvalidArgumentError(
-          `config.mounts[${i}].host_path`,
-          `"${m.hostPath}" does not exist on the node (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-        );
+        if (errnoCode(err) !== 'ENOENT') throw mountSourceError(i, m.hostPath, err);
+      }
+      try {
+        await mkdir(m.hostPath, { recursive: true, mode: 0o755 });
+        return { ...m, hostPath: await realpath(m.hostPath) };
+      } catch (err) {
+        throw mountSourceError(i, m.hostPath, err, 'is missing and could not be made');
       }
     }),
+  );
+}
+
+function mountSourceError(
+  i: number,
+  hostPath: string,
+  err: unknown,
+  what = 'cannot be used',
+): InvalidArgumentError {
+  return new InvalidArgumentError(
+    `config.mounts[${i}].host_path`,
+    `${JSON.stringify(hostPath)} ${what} (${errnoCode(err) ?? String(err)})`,
+    { cause: err },
   );
 }
 
@@ -232,6 +255,15 @@ function withBandwidth(annotations: Readonly<Record<string, string>>): {
 
 function sameMaps(a: IdMaps | undefined, b: IdMaps | undefined): boolean {
   return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+}
+
+/**
+ * The name a pod or container reserves, `k8s_<part>_<part>...` as kubelet's dockershim named them.
+ * "%" and "_" inside a part are escaped (%25, %5F), so two different pods never share a name
+ * whatever their metadata holds; parts without either are written as they are.
+ */
+function reservedName(parts: readonly string[]): string {
+  return `k8s_${parts.map((p) => p.replaceAll('%', '%25').replaceAll('_', '%5F')).join('_')}`;
 }
 
 function nowNs(): string {
@@ -356,8 +388,10 @@ export class SandboxManager {
   /** A TCP connection to localhost:`port` in the pod's network namespace (CRI PortForward). */
   async dialPort(id: string, port: number): Promise<NetnsConnection> {
     const sandbox = await this.requireReady(id, 'port-forward to');
-    // A host-network pod shares the node's namespace: that of pid 1.
-    const ns = sandbox.config.hostNetwork ? '/proc/1/ns/net' : sandbox.config.netnsPath;
+    // A host-network pod's containers are in the namespace crisp (and so conmon and runc) runs
+    // in. That is the node's on a real node, but not always pid 1's: crisp may run in a
+    // namespace of its own (a container, a test), and pid 1's may be closed to it.
+    const ns = sandbox.config.hostNetwork ? `/proc/${process.pid}/ns/net` : sandbox.config.netnsPath;
     return dialInNetns(ns, port, {
       debug: (f, m) => {
         this.deps.log.debug({ ...f, sandboxId: sandbox.config.id }, m);
@@ -382,7 +416,7 @@ export class SandboxManager {
    * removed (util/joinable-work.ts).
    */
   async run(input: RunPodInput, signal?: AbortSignal): Promise<string> {
-    const nameKey = `k8s_POD_${input.name}_${input.namespace}_${input.uid}_${input.attempt}`;
+    const nameKey = reservedName(['POD', input.name, input.namespace, input.uid, String(input.attempt)]);
     return joined(this.podRuns.run(nameKey, signal, () => this.runNew(input, nameKey)));
   }
 
@@ -401,6 +435,7 @@ export class SandboxManager {
       });
     }
     const id = randomBytes(32).toString('hex');
+    input = { ...input, hostname: podHostname(input.hostname, input.hostNetwork, id) };
     const undo: (() => Promise<unknown>)[] = [];
     const config: RecordInput<'sandboxConfig'> = {
       id,
@@ -667,23 +702,18 @@ export class SandboxManager {
 
   /** Resolves a CRI log_path against the pod's log_directory, refusing escapes. */
   private logPathFor(sandbox: StoredSandbox, logPath: string): string {
-    if (logPath === '') return '';
     const dir = sandbox.config.logDirectory;
-    if (dir === '') {
-      throw new InvalidArgumentError(
-        'config.log_path',
-        `"${logPath}" needs the pod's log_directory, which is empty`,
-      );
-    }
-    if (isAbsolute(logPath) || logPath.split('/').includes('..')) {
-      throw new InvalidArgumentError(
-        'config.log_path',
-        `"${logPath}" must be relative to the pod's log_directory without ".."`,
-      );
-    }
+    // No log directory, no log file: containerd's rule (CRI-O makes a directory of its own).
+    if (logPath === '' || dir === '') return '';
+    // Joined as containerd and CRI-O join it (an absolute log_path lands under the directory,
+    // "a/../b" is "b"); only a path that ends up outside the directory is refused.
     const full = normalize(join(dir, logPath));
-    if (relative(dir, full).startsWith('..')) {
-      throw new InvalidArgumentError('config.log_path', `"${logPath}" escapes the pod's log_directory`);
+    const rel = relative(dir, full);
+    if (rel === '' || rel === '..' || rel.startsWith('../') || isAbsolute(rel)) {
+      throw new InvalidArgumentError(
+        'config.log_path',
+        `${JSON.stringify(logPath)} does not name a file inside the pod's log_directory ${JSON.stringify(dir)}`,
+      );
     }
     return full;
   }
@@ -695,7 +725,13 @@ export class SandboxManager {
     signal?: AbortSignal,
   ): Promise<string> {
     const sandbox = this.get(sandboxId);
-    const nameKey = `k8s_${input.spec.name}_${sandbox.config.name}_${sandbox.config.namespace}_${sandbox.config.uid}_${input.attempt}`;
+    const nameKey = reservedName([
+      input.spec.name,
+      sandbox.config.name,
+      sandbox.config.namespace,
+      sandbox.config.uid,
+      String(input.attempt),
+    ]);
     return joined(this.containerCreates.run(nameKey, signal, () => this.createNew(sandbox, input, nameKey)));
   }
 
@@ -776,6 +812,7 @@ export class SandboxManager {
           sandboxId: sandbox.config.id,
           image: { id: image.id, ref: input.image, run: image.run },
         };
+        await checkAppArmorProfile(specInput.linux.securityContext, this.settings.apparmorEnabled === true);
         const user = await resolveUser(rootfs, specInput.linux.securityContext ?? {}, specInput.image);
         const target = targetPid(specInput.linux.securityContext?.namespaces?.targetId);
         const seccomp = await seccompForContainer(

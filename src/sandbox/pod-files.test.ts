@@ -22,6 +22,7 @@ import { runCommand } from '../util/command.js';
 import {
   DEFAULT_SHM_SIZE_BYTES,
   PodFiles,
+  podHostname,
   renderHosts,
   renderResolvConf,
   type PodFilesOptions,
@@ -184,34 +185,16 @@ describe('PodFiles', () => {
     });
   });
 
-  it('refuses bad hostnames, DNS entries and ids before writing anything', async () => {
+  it('refuses what the kernel cannot take, and bad ids, before writing anything', async () => {
     await withPodFiles(async ({ files, root }) => {
       const podId = id();
       const base = { hostname: 'ok', hostNetwork: false, hostIpc: false };
       const cases: [Parameters<PodFiles['create']>[1], string][] = [
+        // '' is resolved by the sandbox engine (podHostname) before pod files are made.
         [{ ...base, hostname: '' }, 'config.hostname'],
-        [{ ...base, hostname: '-bad' }, 'config.hostname'],
-        [{ ...base, hostname: 'a_b' }, 'config.hostname'],
-        [{ ...base, hostname: 'a..b' }, 'config.hostname'],
-        [{ ...base, hostname: 'a\nnameserver 1.2.3.4' }, 'config.hostname'],
+        // sethostname(2) takes at most 64 bytes.
         [{ ...base, hostname: 'a'.repeat(65) }, 'config.hostname'],
-        [
-          { ...base, dns: { servers: ['8.8.8.8\nsearch evil'], searches: [], options: [] } },
-          'config.dns_config.servers[0]',
-        ],
-        [
-          { ...base, dns: { servers: ['dns.google'], searches: [], options: [] } },
-          'config.dns_config.servers[0]',
-        ],
-        [
-          { ...base, dns: { servers: [], searches: ['a', 'b c'], options: [] } },
-          'config.dns_config.searches[1]',
-        ],
-        [
-          { ...base, dns: { servers: [], searches: [], options: ['ndots:5\nnameserver 6.6.6.6'] } },
-          'config.dns_config.options[0]',
-        ],
-        [{ ...base, dns: { servers: [], searches: [''], options: [] } }, 'config.dns_config.searches[0]'],
+        [{ ...base, hostname: 'é'.repeat(33) }, 'config.hostname'],
         [{ ...base, shmSizeBytes: 0 }, 'shmSizeBytes'],
         [{ ...base, shmSizeBytes: 1.5 }, 'shmSizeBytes'],
         [{ ...base, podIps: ['10.0.0.300'] }, 'podIps[0]'],
@@ -229,6 +212,24 @@ describe('PodFiles', () => {
         await assert.rejects(files.remove(bad), InvalidArgumentError);
       }
       await assert.rejects(access(join(root, 'pods')), { code: 'ENOENT' });
+    });
+  });
+
+  it('writes host names and DNS entries as given, as containerd and CRI-O do', async () => {
+    await withPodFiles(async ({ files }) => {
+      const podId = id();
+      const paths = await files.create(podId, {
+        hostname: 'My_Host',
+        hostNetwork: false,
+        hostIpc: false,
+        dns: { servers: ['dns.local'], searches: ['a', 'b c'], options: ['ndots:5'] },
+      });
+      assert.equal(await readFile(paths.hostname, 'utf8'), 'My_Host\n');
+      assert.equal(
+        await readFile(paths.resolvConf, 'utf8'),
+        'search a b c\nnameserver dns.local\noptions ndots:5\n',
+      );
+      await files.remove(podId);
     });
   });
 
@@ -261,6 +262,16 @@ describe('PodFiles', () => {
       },
       { tools: { mount: 'false' } },
     );
+  });
+});
+
+describe('podHostname', () => {
+  it("takes the request's name, else CRI-O's: the node's on the host network, the id's first 12 digits otherwise", () => {
+    const podId = 'a1b2c3d4e5f6'.padEnd(64, '0');
+    assert.equal(podHostname('web-0', false, podId), 'web-0');
+    assert.equal(podHostname('web-0', true, podId), 'web-0');
+    assert.equal(podHostname('', false, podId), 'a1b2c3d4e5f6');
+    assert.equal(podHostname('', true, podId), osHostname());
   });
 });
 

@@ -25,12 +25,8 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 const MAX_STACKED_MOUNTS = 8;
 /** Pod ids are crisp ids: lowercase hex, at most 64 characters. */
 const POD_ID_RE = /^[0-9a-f]{1,64}$/;
-/** RFC 1123 label: letters, digits, inner hyphens, 1-63 characters. */
-const LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
 /** Linux HOST_NAME_MAX: sethostname(2) refuses more. */
 const HOSTNAME_MAX = 64;
-/** A resolv.conf word: printable ASCII, no whitespace (so nothing can start a new line or directive). */
-const WORD_RE = /^[\x21-\x7e]+$/;
 
 export interface PodDnsConfig {
   servers: readonly string[];
@@ -275,26 +271,10 @@ export function renderHosts(hostname: string, podIps: readonly string[]): string
 /**
  * resolv.conf from a pod's DNS config (`search a b`, `nameserver x` lines, `options o1 o2`), or
  * undefined when every list is empty (the caller then copies the host's, as containerd does).
- * Refuses anything that could inject a line or directive, naming the entry under `field`.
+ * Entries are written as given, as containerd and CRI-O write them: the file is the pod's own,
+ * and what kubelet sends is checked by the API server already.
  */
-export function renderResolvConf(dns: PodDnsConfig, field = 'config.dns_config'): string | undefined {
-  dns.servers.forEach((s, i) => {
-    if (isIP(s) === 0) {
-      throw new InvalidArgumentError(`${field}.servers[${i}]`, `${JSON.stringify(s)} is not an IP address`);
-    }
-  });
-  const words = (list: readonly string[], name: string): void => {
-    list.forEach((w, i) => {
-      if (!WORD_RE.test(w)) {
-        throw new InvalidArgumentError(
-          `${field}.${name}[${i}]`,
-          `${JSON.stringify(w)} must be non-empty printable ASCII without whitespace`,
-        );
-      }
-    });
-  };
-  words(dns.searches, 'searches');
-  words(dns.options, 'options');
+export function renderResolvConf(dns: PodDnsConfig): string | undefined {
   const lines: string[] = [];
   if (dns.searches.length > 0) lines.push(`search ${dns.searches.join(' ')}`);
   for (const s of dns.servers) lines.push(`nameserver ${s}`);
@@ -302,19 +282,32 @@ export function renderResolvConf(dns: PodDnsConfig, field = 'config.dns_config')
   return lines.length > 0 ? `${lines.join('\n')}\n` : undefined;
 }
 
-/** RFC 1123 host name, at most 64 characters; '' allowed (→ the node's name) for host-network pods. */
-export function checkHostname(hostname: string, hostNetwork: boolean): string {
+/**
+ * The pod's host name: the one requested, or for an empty one the node's (host-network pods) and
+ * the first 12 hex digits of the pod's id otherwise. This is CRI-O's rule; containerd gives every
+ * such pod the node's name, which would make a pod's /etc/hosts map the node's name to the pod.
+ */
+export function podHostname(requested: string, hostNetwork: boolean, podId: string): string {
+  if (requested !== '') return requested;
+  return hostNetwork ? osHostname() : podId.slice(0, 12);
+}
+
+/**
+ * A host name the kernel takes: at most 64 bytes (sethostname(2) refuses more). Nothing else is
+ * refused, as in containerd and CRI-O (kubelet sends RFC 1123 labels; critest sends none at all).
+ * '' stands for the node's name and is allowed only for a host-network pod: every other caller
+ * resolves it with podHostname first.
+ */
+export function checkHostname(hostname: string, hostNetwork: boolean, field = 'config.hostname'): string {
   if (hostname === '') {
     if (hostNetwork) return osHostname();
-    throw new InvalidArgumentError(
-      'config.hostname',
-      'must not be empty unless the pod uses the host network',
-    );
+    throw new InvalidArgumentError(field, 'must not be empty unless the pod uses the host network');
   }
-  if (hostname.length > HOSTNAME_MAX || !hostname.split('.').every((l) => LABEL_RE.test(l))) {
+  const bytes = Buffer.byteLength(hostname, 'utf8');
+  if (bytes > HOSTNAME_MAX) {
     throw new InvalidArgumentError(
-      'config.hostname',
-      `${JSON.stringify(hostname)} is not an RFC 1123 host name of at most ${HOSTNAME_MAX} characters`,
+      field,
+      `${JSON.stringify(hostname.slice(0, 80))} is ${bytes} bytes long; the kernel takes host names of at most ${HOSTNAME_MAX} bytes`,
     );
   }
   return hostname;

@@ -144,7 +144,8 @@ export function wsPortForward(ws: WebSocket, protocol: string, ports: number[], 
   ws.on('error', () => undefined);
   const portHeader = (port: number): Buffer => {
     const b = Buffer.alloc(2);
-    b.writeUInt16LE(port);
+    // A port that is no TCP port (the request is not checked) fails at dial; its header says 0.
+    b.writeUInt16LE(Number.isInteger(port) && port >= 0 && port <= 0xffff ? port : 0);
     return b;
   };
   let open = ports.length;

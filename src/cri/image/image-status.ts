@@ -10,7 +10,7 @@ export function imageStatus(
   images: ImageService,
 ): UnaryImpl<ImageStatusRequest__Output, ImageStatusResponse> {
   return async (req) => {
-    const spec = checkImageSpec(req.image, 'image');
+    const spec = checkImageSpec(req.image, 'image', { lookup: true });
     const found = await images.resolve(spec);
     if (!found) return { image: null, info: {} };
     return {

@@ -6,11 +6,11 @@ import type { StreamImagesResponse } from '../../generated/runtime/v1/StreamImag
 import type { ImageService } from '../../image/service.js';
 import { toCriImage } from '../convert/image.js';
 import type { StreamImpl, UnaryImpl } from '../handler.js';
-import { LIMITS, checkPrintable } from '../limits.js';
+import { LIMITS, checkText } from '../limits.js';
 
 export function listImages(images: ImageService): UnaryImpl<ListImagesRequest__Output, ListImagesResponse> {
   return async (req) => {
-    const wanted = checkPrintable(req.filter?.image?.image ?? '', 'filter.image.image', LIMITS.imageRefBytes);
+    const wanted = checkText(req.filter?.image?.image ?? '', 'filter.image.image', LIMITS.imageRefBytes);
     if (wanted === '') return { images: images.list().map(toCriImage) };
     const found = await images.resolve(wanted);
     return { images: found ? [toCriImage(found)] : [] };

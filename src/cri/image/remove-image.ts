@@ -9,7 +9,7 @@ export function removeImage(
   images: ImageService,
 ): UnaryImpl<RemoveImageRequest__Output, RemoveImageResponse> {
   return async (req) => {
-    const spec = checkImageSpec(req.image, 'image');
+    const spec = checkImageSpec(req.image, 'image', { lookup: true });
     await images.remove(spec);
     return {};
   };

@@ -18,9 +18,14 @@ import type { ImageMountInput, SandboxManager } from '../../sandbox/manager.js';
 import type { JsonValue } from '../../sandbox/manager.js';
 import type { UnaryImpl } from '../handler.js';
 import { requireMessage } from '../validate.js';
-import { checkContainerConfig, checkPodSandboxConfig } from '../checks.js';
+import { checkContainerConfig } from '../checks.js';
 import { requireId } from '../limits.js';
 import { idMapRanges, usernsFromCri } from '../convert/userns.js';
+
+/** A path in the container: a relative one is read from its root, as runc reads it. */
+function fromRoot(path: string): string {
+  return path.startsWith('/') ? path : `/${path}`;
+}
 
 /**
  * The request's mounts: host paths bound in (MountInput), and image volumes (Mount.image set,
@@ -60,12 +65,8 @@ function mounts(
         );
       }
     }
-    if (!m.container_path.startsWith('/')) {
-      throw new InvalidArgumentError(
-        `${field}.container_path`,
-        `"${m.container_path}" must be an absolute path`,
-      );
-    }
+    // A relative container path is taken from the container's root, as containerd and runc read it.
+    const containerPath = fromRoot(m.container_path);
     const image = m.image?.image ?? '';
     if (image !== '') {
       if (m.propagation === 'PROPAGATION_BIDIRECTIONAL') {
@@ -74,20 +75,15 @@ function mounts(
           'an image volume is read-only and cannot be BIDIRECTIONAL',
         );
       }
-      imageMounts.push({ containerPath: m.container_path, image, subPath: m.image_sub_path, field });
+      imageMounts.push({ containerPath, image, subPath: m.image_sub_path, field });
       return;
     }
-    if (m.image_sub_path !== '') {
-      throw new InvalidArgumentError(
-        `${field}.image_sub_path`,
-        'is only for image volumes (set image as well)',
-      );
-    }
+    // image_sub_path without an image means nothing (containerd ignores it too).
     if (!m.host_path.startsWith('/')) {
       throw new InvalidArgumentError(`${field}.host_path`, `"${m.host_path}" must be an absolute path`);
     }
     hostMounts.push({
-      containerPath: m.container_path,
+      containerPath,
       hostPath: m.host_path,
       readonly: m.readonly,
       ...(m.recursive_read_only ? { recursiveReadOnly: true } : {}),
@@ -184,11 +180,12 @@ function securityContext(
       : {}),
     // An empty list cannot be told from an unset one on the wire: both mean crisp's defaults
     // (containerd's behaviour too, as Go decodes both as nil).
-    ...(sc.masked_paths.length > 0 ? { maskedPaths: sc.masked_paths } : {}),
-    ...(sc.readonly_paths.length > 0 ? { readonlyPaths: sc.readonly_paths } : {}),
+    // A relative path is taken from the container's root, where runc resolves it too.
+    ...(sc.masked_paths.length > 0 ? { maskedPaths: sc.masked_paths.map(fromRoot) } : {}),
+    ...(sc.readonly_paths.length > 0 ? { readonlyPaths: sc.readonly_paths.map(fromRoot) } : {}),
     // network and ipc follow the pod (RunPodSandbox); only pid is per container.
     namespaces: {
-      pid: PID_MODE[ns?.pid ?? 'CONTAINER'] ?? 'container',
+      pid: PID_MODE[ns?.pid ?? 'POD'] ?? 'pod',
       ...(ns?.target_id ? { targetId: ns.target_id } : {}),
     },
     seccomp: seccomp(sc, f),
@@ -220,14 +217,20 @@ function apparmor(
   throw new InvalidArgumentError(field, `"${p}" is not runtime/default, unconfined or localhost/<name>`);
 }
 
+/**
+ * Unset namespace options are the proto's zero values: the container shares the pod's PID
+ * namespace (mode POD), as containerd and CRI-O read them. kubelet always sets them (CONTAINER
+ * unless the pod shares its process namespace); critest's plain containers leave them out.
+ */
+const UNSET_SECURITY_CONTEXT: ContainerSecurityInput = { namespaces: { pid: 'pod' } };
+
 function linux(
   l: LinuxContainerConfig__Output | null,
   resources: ContainerResourcesInput | undefined,
 ): ContainerSpecInput['linux'] {
-  if (!l) return {};
   return {
     ...(resources ? { resources } : {}),
-    ...(l.security_context ? { securityContext: securityContext(l.security_context) } : {}),
+    securityContext: l?.security_context ? securityContext(l.security_context) : UNSET_SECURITY_CONTEXT,
   };
 }
 
@@ -239,7 +242,7 @@ export function createContainer(
     const config = requireMessage(req.config, 'config');
     // Sizes, counts, characters and paths first: nothing below sees a malformed field.
     const { meta, image, resources } = checkContainerConfig(config, 'config');
-    if (req.sandbox_config) checkPodSandboxConfig(req.sandbox_config, 'sandbox_config');
+    // sandbox_config repeats the pod's config: crisp reads the pod it recorded, never this copy.
     const name = meta.name;
     const requestedMounts = mounts(
       config.mounts,

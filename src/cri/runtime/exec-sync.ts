@@ -10,8 +10,8 @@ export function execSync(containers: ContainerManager): UnaryImpl<ExecSyncReques
   return async (req, scope) => {
     const id = requireId(req.container_id, 'container_id');
     checkCmd(req.cmd);
-    // 0: no timeout. Negative: refused (limits.ts says why).
-    const timeout = timeoutSeconds(req.timeout, 'timeout');
+    // 0 (or negative): no timeout.
+    const timeout = timeoutSeconds(req.timeout);
     const res = await containers.execSync(id, req.cmd, timeout, scope.signal);
     return { stdout: res.stdout, stderr: res.stderr, exit_code: res.exitCode };
   };

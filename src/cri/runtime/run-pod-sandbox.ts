@@ -11,31 +11,30 @@ import type { UnaryImpl } from '../handler.js';
 import { requireMessage } from '../validate.js';
 import { usernsFromCri } from '../convert/userns.js';
 import { checkPodSandboxConfig } from '../checks.js';
-import { checkPrintable } from '../limits.js';
+import { checkText } from '../limits.js';
 
 /**
  * The port mappings CNI's portmap gets: those with a host port (kubelet also lists container ports
- * without one, for information). Ports out of 1..65535 are INVALID_ARGUMENT naming the entry; a
- * host-network pod's ports are the node's own and need no mapping.
+ * without one, for information, and those are taken as they come). A mapped port out of 1..65535
+ * is INVALID_ARGUMENT naming the entry: no iptables rule can hold it. A host-network pod's ports
+ * are the node's own and need no mapping.
  */
 function portMappings(list: PortMapping__Output[], hostNetwork: boolean): PodPortMapping[] {
   const out: PodPortMapping[] = [];
   list.forEach((m, i) => {
+    if (m.host_port === 0 || hostNetwork) return;
     const field = `config.port_mappings[${i}]`;
     for (const [name, value] of [
       ['container_port', m.container_port],
       ['host_port', m.host_port],
     ] as const) {
-      if (
-        !Number.isInteger(value) ||
-        value < 0 ||
-        value > 65535 ||
-        (name === 'container_port' && value === 0)
-      ) {
-        throw new InvalidArgumentError(`${field}.${name}`, `${value} is not a port (1..65535)`);
+      if (!Number.isInteger(value) || value < 1 || value > 65535) {
+        throw new InvalidArgumentError(
+          `${field}.${name}`,
+          `${value} is not a port (1..65535), and the mapping has a host port for CNI's portmap to set up`,
+        );
       }
     }
-    if (m.host_port === 0 || hostNetwork) return;
     const protocol = m.protocol === 'UDP' ? 'udp' : m.protocol === 'SCTP' ? 'sctp' : 'tcp';
     out.push({ hostPort: m.host_port, containerPort: m.container_port, protocol, hostIP: m.host_ip });
   });
@@ -49,7 +48,7 @@ export function runPodSandbox(
     const config = requireMessage(req.config, 'config');
     // Sizes, counts and characters first: nothing below sees an oversized or malformed field.
     const meta = checkPodSandboxConfig(config, 'config');
-    checkPrintable(req.runtime_handler, 'runtime_handler', 256);
+    checkText(req.runtime_handler, 'runtime_handler', 256);
     const { name, namespace, uid } = meta;
     const ns = config.linux?.security_context?.namespace_options;
     const hostNetwork = ns?.network === 'NODE';
@@ -78,7 +77,7 @@ export function runPodSandbox(
         namespace,
         uid,
         attempt: meta.attempt,
-        hostname: config.hostname === '' ? name : config.hostname,
+        hostname: config.hostname,
         logDirectory: config.log_directory,
         dns: config.dns_config
           ? {

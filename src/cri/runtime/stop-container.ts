@@ -10,8 +10,8 @@ export function stopContainer(
 ): UnaryImpl<StopContainerRequest__Output, StopContainerResponse> {
   return async (req) => {
     const id = requireId(req.container_id, 'container_id');
-    // 0: SIGKILL at once. Negative: refused, not read as 0 (limits.ts says why).
-    const timeout = timeoutSeconds(req.timeout, 'timeout');
+    // 0 (or negative): SIGKILL at once.
+    const timeout = timeoutSeconds(req.timeout);
     // Unknown containers are fine: StopContainer is idempotent.
     if (!containers.find(id)) return {};
     await containers.stop(id, timeout);

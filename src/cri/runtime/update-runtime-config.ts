@@ -4,13 +4,13 @@ import type { UpdateRuntimeConfigResponse } from '../../generated/runtime/v1/Upd
 import type { SandboxManager } from '../../sandbox/manager.js';
 import { parsePodCidrs } from '../../sandbox/pod-cidr.js';
 import type { UnaryImpl } from '../handler.js';
-import { checkPrintable } from '../limits.js';
+import { checkText } from '../limits.js';
 
 export function updateRuntimeConfig(
   sandboxes: SandboxManager,
 ): UnaryImpl<UpdateRuntimeConfigRequest__Output, UpdateRuntimeConfigResponse> {
   return async (req) => {
-    const cidr = checkPrintable(
+    const cidr = checkText(
       req.runtime_config?.network_config?.pod_cidr ?? '',
       'runtime_config.network_config.pod_cidr',
       1024,
