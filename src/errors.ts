@@ -39,7 +39,17 @@ export abstract class CrispError extends Error {
   }
 }
 
-/** `kind "id" not found`, e.g. `container "abc" not found`. */
+/** An id as a message shows it: whole up to 100 characters, else its start and its length. */
+function shownId(id: string): string {
+  return id.length <= 100
+    ? JSON.stringify(id)
+    : `${JSON.stringify(id.slice(0, 64))}… (${id.length} characters)`;
+}
+
+/**
+ * `kind "id" not found`, e.g. `container "abc" not found`. Any string may arrive as an id (one
+ * that is no id simply finds nothing), so a long one is shortened in the message.
+ */
 export class NotFoundError extends CrispError {
   readonly code = 'NOT_FOUND';
   constructor(
@@ -47,7 +57,7 @@ export class NotFoundError extends CrispError {
     readonly id: string,
     options: CrispErrorOptions & { hint?: string } = {},
   ) {
-    super(`${kind} ${JSON.stringify(id)} not found${options.hint ? `: ${options.hint}` : ''}`, options);
+    super(`${kind} ${shownId(id)} not found${options.hint ? `: ${options.hint}` : ''}`, options);
   }
 }
 

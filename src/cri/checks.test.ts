@@ -131,7 +131,7 @@ describe('pod sandbox config checks', () => {
         checkPodSandboxConfig(pod({ hostname: 'a\ufffd' }), 'config');
       },
       'config.hostname',
-      /not valid UTF-8/,
+      /invalid UTF-8/,
     );
     refuses(
       () => {

@@ -74,7 +74,7 @@ describe('request limits', () => {
     refuses(
       () => checkMetadataName('bad\ufffdname', 'config.metadata.uid', pod),
       'config.metadata.uid',
-      /not valid UTF-8/,
+      /invalid UTF-8/,
     );
     // conmon gets the name in argv.
     refuses(() => checkMetadataName('a\u0000b', 'config.metadata.name', pod), 'config.metadata.name', /NUL/);
@@ -117,7 +117,7 @@ describe('request limits', () => {
         checkLabels({ a: 'x\ufffd' }, 'config.labels');
       },
       'config.labels["a"]',
-      /not valid UTF-8/,
+      /invalid UTF-8/,
     );
   });
 

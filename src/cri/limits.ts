@@ -91,7 +91,7 @@ export function checkText(value: string, field: string, max: number): string {
   if (REPLACEMENT.test(value)) {
     throw new InvalidArgumentError(
       field,
-      `${shown(value)} is not valid UTF-8 (grpc-go refuses such a message outright); send UTF-8`,
+      `${shown(value)} was sent as invalid UTF-8 (U+FFFD stands where the bytes were; grpc-go refuses such a message outright); send UTF-8`,
     );
   }
   return value;

@@ -86,7 +86,7 @@ describe('error to gRPC status mapping', () => {
   });
 
   it('cuts a message quoting a huge request to a size every client takes', () => {
-    const huge = new NotFoundError('container', 'x'.repeat(1 << 20));
+    const huge = new FailedPreconditionError(`container "${'x'.repeat(1 << 20)}" is exited`);
     const details = toGrpcStatus(huge).status.details;
     assert.ok(details.length < MAX_DETAILS_CHARS + 100, `${details.length} characters`);
     assert.match(details, /^container "xxx/);
@@ -94,6 +94,11 @@ describe('error to gRPC status mapping', () => {
     assert.equal(
       toGrpcStatus(new NotFoundError('container', 'abc')).status.details,
       'container "abc" not found',
+    );
+    // Any string may come as an id: NOT_FOUND shows a long one shortened, and still says why.
+    assert.equal(
+      toGrpcStatus(new NotFoundError('container', 'x'.repeat(1 << 20))).status.details,
+      `container "${'x'.repeat(64)}"… (1048576 characters) not found`,
     );
   });
 

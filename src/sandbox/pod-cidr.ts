@@ -4,11 +4,10 @@
  * crisp still has them, and handed to CNI as the ipRanges capability (one range set per CIDR, as
  * host-local takes them for dual stack).
  */
-import { readFile, rename, writeFile, open } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { InvalidArgumentError } from '../errors.js';
-import { fsyncDir } from '../util/atomic-file.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 
 /** "10.244.1.0/24" or "fd00::/64" → itself; anything else is an InvalidArgumentError naming `field`. */
 export function checkCidr(cidr: string, field: string): string {
@@ -34,6 +33,7 @@ export function ipRanges(cidrs: readonly string[]): { subnet: string }[][] | und
 
 export class PodCidrStore {
   #cidrs: string[] = [];
+  #writes: Promise<void> = Promise.resolve();
 
   constructor(private readonly file: string) {}
 
@@ -50,18 +50,16 @@ export class PodCidrStore {
     this.#cidrs = parsePodCidrs(text.trim(), this.file);
   }
 
-  /** Records new CIDRs durably, then uses them for the next pods. */
-  async set(cidrs: readonly string[]): Promise<void> {
-    const tmp = `${this.file}.tmp`;
-    await writeFile(tmp, cidrs.join(','), { mode: 0o644 });
-    const handle = await open(tmp, 'r+');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, this.file);
-    await fsyncDir(dirname(this.file));
-    this.#cidrs = [...cidrs];
+  /**
+   * Records new CIDRs durably, then uses them for the next pods. Calls run one after the other,
+   * so the file and the CIDRs in use are always the last call's (kubelet may send two at once).
+   */
+  set(cidrs: readonly string[]): Promise<void> {
+    const run = this.#writes.then(async () => {
+      await writeFileAtomic(this.file, cidrs.join(','));
+      this.#cidrs = [...cidrs];
+    });
+    this.#writes = run.catch(() => undefined);
+    return run;
   }
 }

@@ -4,7 +4,7 @@
  * escalation, logs, ExecSync, bad input, and nothing left behind after removal.
  */
 import assert from 'node:assert/strict';
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status as GrpcCode } from '@grpc/grpc-js';
@@ -33,12 +33,19 @@ describe('pods and containers on runc and conmon', () => {
     annotations: { 'e2e/pod': name },
   });
 
+  // kubelet's shape: namespace options always set, the container in a PID namespace of its own
+  // (unset, they are the proto's zero values and the container shares the pod's).
   const containerConfig = (name: string, command: string[], extra: Record<string, unknown> = {}) => ({
     metadata: { name, attempt: 0 },
     image: { image },
     command,
     log_path: `${name}.log`,
     labels: { ctr: name },
+    linux: {
+      security_context: {
+        namespace_options: { network: 'POD' as const, pid: 'CONTAINER' as const, ipc: 'POD' as const },
+      },
+    },
     ...extra,
   });
 
@@ -196,12 +203,14 @@ describe('pods and containers on runc and conmon', () => {
     assert.equal(escape.code, GrpcCode.INVALID_ARGUMENT, escape.details);
     assert.match(escape.details, /log_path/);
 
+    // A missing source is made (as containerd and CRI-O make it); one under a file is refused.
+    await writeFile(join(dirs.base, 'a-file'), 'not a directory\n');
     const noSource = await create({
       ...containerConfig('x', ['true']),
-      mounts: [{ container_path: '/data', host_path: join(dirs.base, 'no-such-dir') }],
+      mounts: [{ container_path: '/data', host_path: join(dirs.base, 'a-file', 'no-such-dir') }],
     });
     assert.equal(noSource.code, GrpcCode.INVALID_ARGUMENT, noSource.details);
-    assert.match(noSource.details, /no-such-dir" does not exist/);
+    assert.match(noSource.details, /no-such-dir" cannot be used \(ENOTDIR\)/);
 
     const unknownPod = await create(containerConfig('x', ['true']), 'f'.repeat(64));
     assert.equal(unknownPod.code, GrpcCode.NOT_FOUND, unknownPod.details);
@@ -211,9 +220,9 @@ describe('pods and containers on runc and conmon', () => {
     const dup = await create(containerConfig('dup', ['true']));
     assert.equal(dup.code, GrpcCode.ALREADY_EXISTS, dup.details);
 
-    const noMeta = await rejection(cri.runtime.RunPodSandbox({ config: { metadata: { name: 'x' } } }));
+    const noMeta = await rejection(cri.runtime.RunPodSandbox({ config: { hostname: 'x' } }));
     assert.equal(noMeta.code, GrpcCode.INVALID_ARGUMENT);
-    assert.match(noMeta.details, /config\.metadata\.namespace/);
+    assert.match(noMeta.details, /config\.metadata: required/);
 
     const unknownCtr = await rejection(cri.runtime.ContainerStatus({ container_id: 'f'.repeat(64) }));
     assert.equal(unknownCtr.code, GrpcCode.NOT_FOUND);

@@ -50,11 +50,13 @@ describe('recovery after SIGKILL at any step', () => {
     return { id, config };
   };
   type Pod = Awaited<ReturnType<typeof runPod>>;
+  // kubelet's shape: the container in a PID namespace of its own (its command is pid 1).
   const ctrConfig = (name: string, command: string[]) => ({
     metadata: { name, attempt: 0 },
     image: { image: setup.image },
     command,
     log_path: `${name}.log`,
+    linux: { security_context: { namespace_options: { pid: 'CONTAINER' as const } } },
   });
   const create = async (pod: Pod, name: string, command: string[]) =>
     (
