@@ -39,16 +39,19 @@ export abstract class CrispError extends Error {
   }
 }
 
-/** An id as a message shows it: whole up to 100 characters, else its start and its length. */
+/**
+ * An id or name as a message shows it: whole up to 1024 characters (every real id, image
+ * reference with its digest, or name), else its start and its length.
+ */
 function shownId(id: string): string {
-  return id.length <= 100
+  return id.length <= 1024
     ? JSON.stringify(id)
     : `${JSON.stringify(id.slice(0, 64))}… (${id.length} characters)`;
 }
 
 /**
  * `kind "id" not found`, e.g. `container "abc" not found`. Any string may arrive as an id (one
- * that is no id simply finds nothing), so a long one is shortened in the message.
+ * that is no id simply finds nothing), so a huge one is shortened in the message.
  */
 export class NotFoundError extends CrispError {
   readonly code = 'NOT_FOUND';

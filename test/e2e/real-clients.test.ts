@@ -61,6 +61,15 @@ describe('what critest, crictl and kubelet send', { timeout: 300_000 }, () => {
   const runPod = async (config: Record<string, unknown>): Promise<string> =>
     (await cri.runtime.RunPodSandbox({ config }, 60_000)).pod_sandbox_id;
 
+  /** A running critest-shaped pod: its id and the config it was made with. */
+  const startPod = async (
+    prefix: string,
+    extra: Record<string, unknown> = {},
+  ): Promise<{ id: string; config: Record<string, unknown> }> => {
+    const config = critestPod(prefix, extra);
+    return { id: await runPod(config), config };
+  };
+
   /** A container as critest's CreateDefaultContainer makes it: `Linux: {}`, no security context. */
   const critestContainer = (image: string, name: string, command: string[]): Record<string, unknown> => ({
     metadata: { name: `${name}${randomUUID()}`, attempt: 0 },
@@ -79,28 +88,22 @@ describe('what critest, crictl and kubelet send', { timeout: 300_000 }, () => {
   });
 
   it('RunPodSandbox with no hostname and a 70-character name: CRI-O’s host name, the id’s first 12 digits', async () => {
-    const config = critestPod('create-PodSandbox-for-container-x-');
-    assert.equal((config.metadata as { name: string }).name.length, 70);
-    const podId = await runPod(config);
-    const pod = { id: podId, config };
+    const pod = await startPod('create-PodSandbox-for-container-x-');
+    const name = (pod.config.metadata as { name: string }).name;
+    assert.equal(name.length, 70);
     const ctr = await createAndStart(cri, pod, critestContainer(setup.image, 'c-', ['sleep', '1000']));
-    assert.equal((await execSh(cri, ctr, 'hostname', { trim: true })).out, podId.slice(0, 12));
-    assert.equal((await execSh(cri, ctr, 'cat /etc/hostname', { trim: true })).out, podId.slice(0, 12));
-    const status = await cri.runtime.PodSandboxStatus({ pod_sandbox_id: podId });
+    assert.equal((await execSh(cri, ctr, 'hostname', { trim: true })).out, pod.id.slice(0, 12));
+    assert.equal((await execSh(cri, ctr, 'cat /etc/hostname', { trim: true })).out, pod.id.slice(0, 12));
+    const status = await cri.runtime.PodSandboxStatus({ pod_sandbox_id: pod.id });
     assert.equal(status.status?.state, 'SANDBOX_READY');
-    assert.equal(status.status.metadata?.name, (config.metadata as { name: string }).name);
+    assert.equal(status.status.metadata?.name, name);
   });
 
   it('a host-network pod with no hostname gets the node’s host name', async () => {
-    const config = critestPod('host-net-', {
+    const pod = await startPod('host-net-', {
       linux: { security_context: { namespace_options: { network: 'NODE', pid: 'POD', ipc: 'POD' } } },
     });
-    const podId = await runPod(config);
-    const ctr = await createAndStart(
-      cri,
-      { id: podId, config },
-      critestContainer(setup.image, 'c-', ['sleep', '1000']),
-    );
+    const ctr = await createAndStart(cri, pod, critestContainer(setup.image, 'c-', ['sleep', '1000']));
     assert.equal((await execSh(cri, ctr, 'hostname', { trim: true })).out, osHostname());
     assert.equal((await execSh(cri, ctr, 'cat /etc/hostname', { trim: true })).out, osHostname());
   });
@@ -122,9 +125,7 @@ describe('what critest, crictl and kubelet send', { timeout: 300_000 }, () => {
   });
 
   it('ExecSync past its timeout: the command and its children are gone, seen from inside, when the answer comes', async () => {
-    const config = critestPod('exec-timeout-');
-    const podId = await runPod(config);
-    const pod = { id: podId, config };
+    const pod = await startPod('exec-timeout-');
     // critest's container (no security context: the pod's PID namespace) and kubelet's (its own);
     // neither runs a sleep of its own, so any sleep pgrep finds was left by the exec.
     const idle = ['tail', '-f', '/dev/null'];
@@ -152,11 +153,10 @@ describe('what critest, crictl and kubelet send', { timeout: 300_000 }, () => {
   });
 
   it('ExecSync cancelled by the client’s own deadline: the command goes too', async () => {
-    const config = critestPod('exec-cancel-');
-    const podId = await runPod(config);
+    const pod = await startPod('exec-cancel-');
     const id = await createAndStart(
       cri,
-      { id: podId, config },
+      pod,
       critestContainer(setup.image, 'c-', ['tail', '-f', '/dev/null']),
     );
     const err = await rejection(
@@ -174,14 +174,13 @@ describe('what critest, crictl and kubelet send', { timeout: 300_000 }, () => {
 
   it('port-forward into a host-network pod reaches a server on the node’s loopback', async () => {
     const port = await freePort();
-    const config = critestPod('create-PodSandbox-with-port-mapping', {
+    const pod = await startPod('create-PodSandbox-with-port-mapping', {
       port_mappings: [{ container_port: port }],
       linux: { security_context: { namespace_options: { network: 'NODE', pid: 'POD', ipc: 'POD' } } },
     });
-    const podId = await runPod(config);
     await createAndStart(
       cri,
-      { id: podId, config },
+      pod,
       critestContainer(setup.image, 'web-', [
         'sh',
         '-c',
@@ -201,7 +200,7 @@ describe('what critest, crictl and kubelet send', { timeout: 300_000 }, () => {
       });
     });
     // critest's request: no ports in PortForward; the SPDY streams name the port.
-    const { url } = await cri.runtime.PortForward({ pod_sandbox_id: podId, port: [] });
+    const { url } = await cri.runtime.PortForward({ pod_sandbox_id: pod.id, port: [] });
     const up = await spdyUpgrade(url, ['portforward.k8s.io']);
     assert.ok(!isRefusal(up));
     const r = await spdyForwardOnce(up.session, port, 0, Buffer.from('GET /index.html HTTP/1.0\r\n\r\n'));
@@ -212,9 +211,7 @@ describe('what critest, crictl and kubelet send', { timeout: 300_000 }, () => {
   });
 
   it('PodSandboxStatus carries its containers’ statuses with the timestamp (kubelet’s evented PLEG)', async () => {
-    const config = critestPod('status-');
-    const podId = await runPod(config);
-    const pod = { id: podId, config };
+    const pod = await startPod('status-');
     const running = await createAndStart(cri, pod, critestContainer(setup.image, 'run-', ['sleep', '1000']));
     const done = await createAndStart(
       cri,
@@ -227,7 +224,7 @@ describe('what critest, crictl and kubelet send', { timeout: 300_000 }, () => {
         : undefined,
     );
     const before = BigInt(Date.now()) * 1_000_000n;
-    const res = await cri.runtime.PodSandboxStatus({ pod_sandbox_id: podId });
+    const res = await cri.runtime.PodSandboxStatus({ pod_sandbox_id: pod.id });
     assert.ok(BigInt(res.timestamp) >= before, 'the timestamp is when the statuses were read');
     const byId = new Map(res.containers_statuses.map((s) => [s.id, s]));
     assert.deepEqual([...byId.keys()].sort(), [running, done].sort());
@@ -238,7 +235,7 @@ describe('what critest, crictl and kubelet send', { timeout: 300_000 }, () => {
     const single = await cri.runtime.ContainerStatus({ container_id: done });
     assert.deepEqual(byId.get(done), single.status);
     await cri.runtime.RemoveContainer({ container_id: done });
-    const after = await cri.runtime.PodSandboxStatus({ pod_sandbox_id: podId });
+    const after = await cri.runtime.PodSandboxStatus({ pod_sandbox_id: pod.id });
     assert.deepEqual(
       after.containers_statuses.map((s) => s.id),
       [running],
@@ -246,9 +243,7 @@ describe('what critest, crictl and kubelet send', { timeout: 300_000 }, () => {
   });
 
   it('a container without a security context shares the pod’s PID namespace (the proto’s zero value)', async () => {
-    const config = critestPod('pidns-');
-    const podId = await runPod(config);
-    const pod = { id: podId, config };
+    const pod = await startPod('pidns-');
     const shared = await createAndStart(
       cri,
       pod,
@@ -264,18 +259,13 @@ describe('what critest, crictl and kubelet send', { timeout: 300_000 }, () => {
   });
 
   it('a hostPath that does not exist is made as a directory, mode 0755 (kubelet’s hostPath volume of no type)', async () => {
-    const config = critestPod('hostpath-');
-    const podId = await runPod(config);
+    const pod = await startPod('hostpath-');
     const dir = join(setup.dirs.base, 'made', 'by', 'crisp');
     assert.equal(await exists(dir), false);
-    const id = await createAndStart(
-      cri,
-      { id: podId, config },
-      {
-        ...critestContainer(setup.image, 'c-', ['sh', '-c', 'echo written > /data/file; sleep 1000']),
-        mounts: [{ container_path: '/data', host_path: dir }],
-      },
-    );
+    const id = await createAndStart(cri, pod, {
+      ...critestContainer(setup.image, 'c-', ['sh', '-c', 'echo written > /data/file; sleep 1000']),
+      mounts: [{ container_path: '/data', host_path: dir }],
+    });
     await until('the file the container writes', async () =>
       (await exists(join(dir, 'file'))) ? true : undefined,
     );
@@ -286,11 +276,10 @@ describe('what critest, crictl and kubelet send', { timeout: 300_000 }, () => {
   });
 
   it('attach with stdin to a container made without stdin: the output comes, the input is dropped', async () => {
-    const config = critestPod('attach-');
-    const podId = await runPod(config);
+    const pod = await startPod('attach-');
     const id = await createAndStart(
       cri,
-      { id: podId, config },
+      pod,
       critestContainer(setup.image, 'ticker-', [
         'sh',
         '-c',
@@ -341,29 +330,26 @@ describe('what critest, crictl and kubelet send', { timeout: 300_000 }, () => {
   it('an absolute or roundabout log_path lands in the log directory; one that leaves it is refused', async () => {
     const logDir = join(setup.dirs.base, 'pod-logs-paths');
     await mkdir(logDir, { recursive: true });
-    const config = critestPod('logs-', { log_directory: logDir });
-    const podId = await runPod(config);
-    const pod = { id: podId, config };
-    const abs = await createAndStart(cri, pod, {
-      ...critestContainer(setup.image, 'abs-', ['sh', '-c', 'echo abs; sleep 1000']),
-      log_path: '/abs.log',
-    });
-    assert.equal(
-      (await cri.runtime.ContainerStatus({ container_id: abs })).status?.log_path,
-      join(logDir, 'abs.log'),
-    );
-    const round = await createAndStart(cri, pod, {
-      ...critestContainer(setup.image, 'round-', ['sh', '-c', 'echo round; sleep 1000']),
-      log_path: 'x/../round.log',
-    });
-    assert.equal(
-      (await cri.runtime.ContainerStatus({ container_id: round })).status?.log_path,
-      join(logDir, 'round.log'),
-    );
+    const pod = await startPod('logs-', { log_directory: logDir });
+    // Joined as containerd and CRI-O join it: "/abs.log" is <dir>/abs.log.
+    for (const [logPath, file] of [
+      ['/abs.log', 'abs.log'],
+      ['x/../round.log', 'round.log'],
+    ] as const) {
+      const id = await createAndStart(cri, pod, {
+        ...critestContainer(setup.image, 'log-', ['sh', '-c', 'echo logged; sleep 1000']),
+        log_path: logPath,
+      });
+      const status = (await cri.runtime.ContainerStatus({ container_id: id })).status;
+      assert.equal(status?.log_path, join(logDir, file));
+      await until(`the log at ${file}`, async () =>
+        (await readFile(join(logDir, file), 'utf8').catch(() => '')).includes('logged') ? true : undefined,
+      );
+    }
     const before = (await cri.runtime.ListContainers({})).containers.length;
     const err = await rejection(
       cri.runtime.CreateContainer({
-        pod_sandbox_id: podId,
+        pod_sandbox_id: pod.id,
         config: { ...critestContainer(setup.image, 'out-', ['true']), log_path: '../../escape.log' },
       }),
     );
@@ -374,9 +360,7 @@ describe('what critest, crictl and kubelet send', { timeout: 300_000 }, () => {
   });
 
   it('negative timeouts read as the anchors read them: StopContainer -1 kills at once, ExecSync -1 has none', async () => {
-    const config = critestPod('timeouts-');
-    const podId = await runPod(config);
-    const pod = { id: podId, config };
+    const pod = await startPod('timeouts-');
     // The shell ignores SIGTERM: only a SIGKILL stops it.
     const id = await createAndStart(
       cri,
@@ -409,9 +393,7 @@ describe('what critest, crictl and kubelet send', { timeout: 300_000 }, () => {
   });
 
   it('a dropped capability Linux does not have is ignored; an added one is refused by name (CRI-O)', async () => {
-    const config = critestPod('caps-');
-    const podId = await runPod(config);
-    const pod = { id: podId, config };
+    const pod = await startPod('caps-');
     const caps = (add: string[], drop: string[]) => ({
       linux: { security_context: { capabilities: { add_capabilities: add, drop_capabilities: drop } } },
     });
@@ -425,7 +407,7 @@ describe('what critest, crictl and kubelet send', { timeout: 300_000 }, () => {
     assert.equal((BigInt(`0x${capEff.out.split(/\s+/)[1] ?? '0'}`) >> 13n) & 1n, 0n);
     const err = await rejection(
       cri.runtime.CreateContainer({
-        pod_sandbox_id: podId,
+        pod_sandbox_id: pod.id,
         config: { ...critestContainer(setup.image, 'add-', ['true']), ...caps(['NOT_A_CAPABILITY'], []) },
       }),
     );
@@ -436,13 +418,12 @@ describe('what critest, crictl and kubelet send', { timeout: 300_000 }, () => {
   it('a localhost AppArmor profile that cannot be applied is refused at CreateContainer, nothing made', async () => {
     const enabled =
       (await readFile('/sys/module/apparmor/parameters/enabled', 'utf8').catch(() => 'N')).trim() === 'Y';
-    const config = critestPod('apparmor-');
-    const podId = await runPod(config);
+    const pod = await startPod('apparmor-');
     const before = (await cri.runtime.ListContainers({})).containers.length;
     const err = await rejection(
       cri.runtime.CreateContainer(
         {
-          pod_sandbox_id: podId,
+          pod_sandbox_id: pod.id,
           config: {
             ...critestContainer(setup.image, 'aa-', ['true']),
             linux: {
