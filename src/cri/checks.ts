@@ -135,9 +135,9 @@ function checkImageName(spec: string, field: string): string {
 }
 
 /**
- * An ImageSpec's image (required) and annotations. `lookup` (ImageStatus, RemoveImage): any name
- * is taken, and one that is no reference or id simply names no image, as containerd and CRI-O
- * answer; otherwise (PullImage, CreateContainer) it must be a reference or an id.
+ * An ImageSpec's image (required) and annotations. With `lookup` (ImageStatus, RemoveImage) every
+ * name is taken, and one that is no reference or id simply names no image, as containerd and
+ * CRI-O answer; otherwise (PullImage, CreateContainer) it must be a reference or an id.
  */
 export function checkImageSpec(
   value: ImageSpec__Output | null,
