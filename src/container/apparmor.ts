@@ -9,11 +9,10 @@ import type { ContainerSecurityInput } from './spec-types.js';
 export async function checkAppArmorProfile(
   security: ContainerSecurityInput | undefined,
   enabled: boolean,
-  profilesPath?: string,
 ): Promise<void> {
   const a = security?.apparmor;
   // Without AppArmor, or for a privileged container, apparmorProfile decides (refuse or none).
   if (!enabled || a?.profileType !== 'localhost' || security?.privileged === true) return;
   if (a.name === undefined || a.name === '') return;
-  await requireAppArmorProfileLoaded(a.name, a.field, profilesPath);
+  await requireAppArmorProfileLoaded(a.name, a.field);
 }

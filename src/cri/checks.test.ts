@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InvalidArgumentError } from '../errors.js';
 import type { ContainerConfig__Output } from '../generated/runtime/v1/ContainerConfig.js';
+import type { ContainerFilter__Output } from '../generated/runtime/v1/ContainerFilter.js';
 import type { LinuxContainerResources__Output } from '../generated/runtime/v1/LinuxContainerResources.js';
 import type { PodSandboxConfig__Output } from '../generated/runtime/v1/PodSandboxConfig.js';
-import { checkAuth, checkContainerConfig, checkContainerFilter, checkPodSandboxConfig } from './checks.js';
+import { checkAuth, checkContainerConfig, checkFilter, checkPodSandboxConfig } from './checks.js';
 import { resourcesFromCri } from './convert/resources.js';
 
 function refuses(fn: () => unknown, field: string, re?: RegExp): void {
@@ -316,16 +317,17 @@ describe('container config checks', () => {
 
 describe('filter and auth checks', () => {
   it('bounds filters and credentials', () => {
-    checkContainerFilter({ id: 'abc', state: null, pod_sandbox_id: '', label_selector: { app: 'web' } });
+    const filter = (id: string, label_selector: Record<string, string>): ContainerFilter__Output => ({
+      id,
+      state: null,
+      pod_sandbox_id: '',
+      label_selector,
+    });
+    checkFilter(filter('abc', { app: 'web' }));
     // An id that is no crisp id matches nothing; it is not refused.
-    checkContainerFilter({ id: 'x'.repeat(100), state: null, pod_sandbox_id: '', label_selector: {} });
+    checkFilter(filter('x'.repeat(100), {}));
     refuses(() => {
-      checkContainerFilter({
-        id: '',
-        state: null,
-        pod_sandbox_id: '',
-        label_selector: { k: 'v'.repeat(2000) },
-      });
+      checkFilter(filter('', { k: 'v'.repeat(2000) }));
     }, 'filter.label_selector["k"]');
     const auth = {
       username: 'u',

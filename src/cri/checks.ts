@@ -11,14 +11,10 @@ import type { ContainerConfig__Output } from '../generated/runtime/v1/ContainerC
 import type { ContainerMetadata__Output } from '../generated/runtime/v1/ContainerMetadata.js';
 import type { PodSandboxMetadata__Output } from '../generated/runtime/v1/PodSandboxMetadata.js';
 import type { ContainerResourcesInput } from '../container/spec-types.js';
-import type { ContainerFilter__Output } from '../generated/runtime/v1/ContainerFilter.js';
-import type { ContainerStatsFilter__Output } from '../generated/runtime/v1/ContainerStatsFilter.js';
 import type { ImageSpec__Output } from '../generated/runtime/v1/ImageSpec.js';
 import type { LinuxContainerSecurityContext__Output } from '../generated/runtime/v1/LinuxContainerSecurityContext.js';
 import type { LinuxSandboxSecurityContext__Output } from '../generated/runtime/v1/LinuxSandboxSecurityContext.js';
 import type { PodSandboxConfig__Output } from '../generated/runtime/v1/PodSandboxConfig.js';
-import type { PodSandboxFilter__Output } from '../generated/runtime/v1/PodSandboxFilter.js';
-import type { PodSandboxStatsFilter__Output } from '../generated/runtime/v1/PodSandboxStatsFilter.js';
 import type { SecurityProfile__Output } from '../generated/runtime/v1/SecurityProfile.js';
 import { isImageId, parseReference } from '../image/reference.js';
 import { checkHostname } from '../sandbox/pod-files.js';
@@ -222,25 +218,15 @@ export function checkContainerConfig(config: ContainerConfig__Output, f: string)
   return { meta, image, resources };
 }
 
-/** ListContainers' and StreamContainers' filter. */
-export function checkContainerFilter(filter: ContainerFilter__Output | null, f = 'filter'): void {
-  if (!filter) return;
-  checkLabels(filter.label_selector, `${f}.label_selector`);
-}
-
-/** ListPodSandbox's and StreamPodSandboxes' filter. */
-export function checkPodSandboxFilter(filter: PodSandboxFilter__Output | null, f = 'filter'): void {
-  if (!filter) return;
-  checkLabels(filter.label_selector, `${f}.label_selector`);
-}
-
-/** The stats RPCs' filters. */
-export function checkStatsFilter(
-  filter: ContainerStatsFilter__Output | PodSandboxStatsFilter__Output | null,
+/**
+ * A List*, Stream* or stats filter: its label selector is bounded as labels are. Ids are not
+ * checked: one that is no crisp id matches nothing.
+ */
+export function checkFilter(
+  filter: { label_selector: Readonly<Record<string, string>> } | null,
   f = 'filter',
 ): void {
-  if (!filter) return;
-  checkLabels(filter.label_selector, `${f}.label_selector`);
+  if (filter) checkLabels(filter.label_selector, `${f}.label_selector`);
 }
 
 /** PullImage's credentials: each field bounded (tokens are a few KiB), no control characters. */

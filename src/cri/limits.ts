@@ -16,8 +16,6 @@ import { InvalidArgumentError } from '../errors.js';
 export const LIMITS = {
   /** gRPC messages in either direction (kubelet's own limit for CRI messages). */
   messageBytes: 16 * 1024 * 1024,
-  /** pod_sandbox_id, container_id and filters' ids: ids are 64 hex digits, prefixes shorter. */
-  idBytes: 64,
   /** metadata name, namespace and uid (Kubernetes' names are at most 253, critest's ~100). */
   metadataBytes: 1024,
   /** Label and annotation keys: a 253-byte DNS prefix, "/", a 63-byte name. */

@@ -16,7 +16,7 @@ import type { ContainerManager } from '../../container/manager.js';
 import { hasLiveCgroup, type StatsReader } from '../../container/stats.js';
 import { FailedPreconditionError } from '../../errors.js';
 import { containerStatsMatches, statsPages, statsSizeEstimate, toContainerStats } from '../convert/stats.js';
-import { checkStatsFilter } from '../checks.js';
+import { checkFilter } from '../checks.js';
 import type { StreamImpl, UnaryImpl } from '../handler.js';
 import { requireId } from '../limits.js';
 import { refreshedAppContainer } from './container-status.js';
@@ -42,7 +42,7 @@ export function listContainerStats(
   reader: StatsReader,
 ): UnaryImpl<ListContainerStatsRequest__Output, ListContainerStatsResponse> {
   return async (req) => {
-    checkStatsFilter(req.filter);
+    checkFilter(req.filter);
     const matching = containers.list().filter((c) => containerStatsMatches(c, req.filter));
     const samples = await reader.readContainersStats(matching);
     return {
@@ -60,7 +60,7 @@ export function streamContainerStats(
   reader: StatsReader,
 ): StreamImpl<StreamContainerStatsRequest__Output, StreamContainerStatsResponse> {
   return async (req, send, { signal }) => {
-    checkStatsFilter(req.filter);
+    checkFilter(req.filter);
     const matching = containers.list().filter((c) => containerStatsMatches(c, req.filter));
     const pages = statsPages(matching, (c) => statsSizeEstimate(c.config));
     if (pages.length === 0) send({ container_stats: [] });

@@ -5,7 +5,7 @@ import type { StreamContainersRequest__Output } from '../../generated/runtime/v1
 import type { StreamContainersResponse } from '../../generated/runtime/v1/StreamContainersResponse.js';
 import type { ContainerManager } from '../../container/manager.js';
 import { containerMatches, toContainer } from '../convert/container.js';
-import { checkContainerFilter } from '../checks.js';
+import { checkFilter } from '../checks.js';
 import type { StreamImpl, UnaryImpl } from '../handler.js';
 
 const PAGE = 500;
@@ -14,7 +14,7 @@ export function listContainers(
   containers: ContainerManager,
 ): UnaryImpl<ListContainersRequest__Output, ListContainersResponse> {
   return (req) => {
-    checkContainerFilter(req.filter);
+    checkFilter(req.filter);
     return Promise.resolve({
       containers: containers
         .list()
@@ -28,7 +28,7 @@ export function streamContainers(
   containers: ContainerManager,
 ): StreamImpl<StreamContainersRequest__Output, StreamContainersResponse> {
   return (req, send) => {
-    checkContainerFilter(req.filter);
+    checkFilter(req.filter);
     const all = containers
       .list()
       .filter((c) => containerMatches(c, req.filter))

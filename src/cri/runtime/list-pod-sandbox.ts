@@ -5,7 +5,7 @@ import type { StreamPodSandboxesRequest__Output } from '../../generated/runtime/
 import type { StreamPodSandboxesResponse } from '../../generated/runtime/v1/StreamPodSandboxesResponse.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import { sandboxMatches, toPodSandbox } from '../convert/sandbox.js';
-import { checkPodSandboxFilter } from '../checks.js';
+import { checkFilter } from '../checks.js';
 import type { StreamImpl, UnaryImpl } from '../handler.js';
 
 const PAGE = 500;
@@ -14,7 +14,7 @@ export function listPodSandbox(
   sandboxes: SandboxManager,
 ): UnaryImpl<ListPodSandboxRequest__Output, ListPodSandboxResponse> {
   return (req) => {
-    checkPodSandboxFilter(req.filter);
+    checkFilter(req.filter);
     return Promise.resolve({
       items: sandboxes
         .list()
@@ -28,7 +28,7 @@ export function streamPodSandboxes(
   sandboxes: SandboxManager,
 ): StreamImpl<StreamPodSandboxesRequest__Output, StreamPodSandboxesResponse> {
   return (req, send) => {
-    checkPodSandboxFilter(req.filter);
+    checkFilter(req.filter);
     const all = sandboxes
       .list()
       .filter((v) => sandboxMatches(v, req.filter))

@@ -23,7 +23,7 @@ import {
   statsSizeEstimate,
   toPodSandboxStats,
 } from '../convert/stats.js';
-import { checkStatsFilter } from '../checks.js';
+import { checkFilter } from '../checks.js';
 import type { StreamImpl, UnaryImpl } from '../handler.js';
 import { requireId } from '../limits.js';
 import { mapLimit } from '../../util/map-limit.js';
@@ -100,7 +100,7 @@ export function listPodSandboxStats(
   reader: StatsReader,
 ): UnaryImpl<ListPodSandboxStatsRequest__Output, ListPodSandboxStatsResponse> {
   return async (req) => {
-    checkStatsFilter(req.filter);
+    checkFilter(req.filter);
     const views = sandboxes.list().filter((v) => podSandboxStatsMatches(v, req.filter));
     return { stats: await readPods(views, runningAppsByPod(containers), reader) };
   };
@@ -113,7 +113,7 @@ export function streamPodSandboxStats(
   reader: StatsReader,
 ): StreamImpl<StreamPodSandboxStatsRequest__Output, StreamPodSandboxStatsResponse> {
   return async (req, send, { signal }) => {
-    checkStatsFilter(req.filter);
+    checkFilter(req.filter);
     const views = sandboxes.list().filter((v) => podSandboxStatsMatches(v, req.filter));
     const byPod = runningAppsByPod(containers);
     const sizeOf = (v: SandboxView): number =>
